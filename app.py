@@ -1,0 +1,105 @@
+"""Dynavera's Chalice app: thin REST, WebSocket and SQS handlers over chalicelib's services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from chalice import Chalice, Response
+from chalice.app import Request
+
+from chalicelib import agents, auth, runs, validation
+from chalicelib.errors import DynaveraError, error_response, normalise_response
+
+app = Chalice(app_name="dynavera")
+logger = Logger(service="dynavera")
+
+
+@app.middleware("http")
+def http_boundary(request: Request, get_response: Any) -> Response:
+    """Correlation id on every log line, the API key checked, errors in the contract's shape."""
+    logger.set_correlation_id(request.context.get("requestId"))
+    try:
+        if request.path != "/health":
+            request.context["user_id"] = auth.user_for_header(request.headers.get("authorization"))
+        response = get_response(request)
+    except DynaveraError as err:
+        response = error_response(err)
+    return normalise_response(response)
+
+
+def _user() -> str:
+    return app.current_request.context["user_id"]
+
+
+def _body() -> dict[str, Any]:
+    return validation.json_object(app.current_request.raw_body)
+
+
+def _params() -> dict[str, str]:
+    return dict(app.current_request.query_params or {})
+
+
+@app.route("/health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.route("/agents", methods=["GET"])
+def list_agents() -> dict[str, Any]:
+    params = _params()
+    page, token = agents.list_page(_user(), validation.page_limit(params), params.get("next_token"))
+    return {"agents": [agent.to_api() for agent in page], "next_token": token}
+
+
+@app.route("/agents", methods=["POST"])
+def create_agent() -> Response:
+    agent = agents.create(_user(), _body())
+    return Response(agent.to_api(), status_code=201)
+
+
+@app.route("/agents/{agent_id}", methods=["GET"])
+def get_agent(agent_id: str) -> dict[str, Any]:
+    return agents.get(_user(), agent_id).to_api()
+
+
+@app.route("/agents/{agent_id}", methods=["PATCH"])
+def update_agent(agent_id: str) -> dict[str, Any]:
+    return agents.update(_user(), agent_id, _body()).to_api()
+
+
+@app.route("/agents/{agent_id}", methods=["DELETE"])
+def delete_agent(agent_id: str) -> Response:
+    agents.delete(_user(), agent_id)
+    return Response("", status_code=204)
+
+
+@app.route("/agents/{agent_id}/executions", methods=["POST"])
+def start_execution(agent_id: str) -> Response:
+    key = validation.idempotency_key(app.current_request.headers.get("idempotency-key"))
+    execution = runs.start(_user(), agent_id, _body(), key)
+    return Response(execution.to_api(), status_code=202)
+
+
+@app.route("/agents/{agent_id}/executions", methods=["GET"])
+def list_executions(agent_id: str) -> dict[str, Any]:
+    params = _params()
+    limit = validation.page_limit(params)
+    page, token = runs.list_for_agent(_user(), agent_id, limit, params.get("next_token"))
+    return {"executions": [execution.to_api() for execution in page], "next_token": token}
+
+
+@app.route("/executions/{execution_id}", methods=["GET"])
+def get_execution(execution_id: str) -> dict[str, Any]:
+    return runs.get(_user(), execution_id).to_api()
+
+
+@app.route("/executions/{execution_id}/events", methods=["GET"])
+def list_events(execution_id: str) -> dict[str, Any]:
+    page, next_after = runs.events_page(_user(), execution_id, _params())
+    return {"events": [event.to_api() for event in page], "next_after": next_after}
+
+
+@app.route("/executions/{execution_id}/stop", methods=["POST"])
+def stop_execution(execution_id: str) -> Response:
+    return Response(runs.stop(_user(), execution_id).to_api(), status_code=202)

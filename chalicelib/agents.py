@@ -1,0 +1,63 @@
+"""Agents: created, read, listed, changed and deleted by their owner only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib import validation
+from chalicelib.clock import new_id, now_iso
+from chalicelib.errors import Invalid, NotFound
+from chalicelib.models import Agent
+from chalicelib.pagination import query_page
+
+
+def create(user_id: str, body: dict[str, Any]) -> Agent:
+    if "name" not in body:
+        raise Invalid("'name' is required.")
+    fields = validation.agent_fields(body, validation.AGENT_CONFIG_DEFAULTS)
+    stamp = now_iso()
+    agent = Agent(
+        new_id(),
+        user_id=user_id,
+        name=fields["name"],
+        description=fields.get("description", ""),
+        config=fields.get("config", dict(validation.AGENT_CONFIG_DEFAULTS)),
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    agent.save(condition=Agent.agent_id.does_not_exist())
+    return agent
+
+
+def get(user_id: str, agent_id: str) -> Agent:
+    """The caller's agent; another user's answers exactly as a missing one."""
+    agent_id = validation.uuid_param(agent_id, "agent_id")
+    try:
+        agent = Agent.get(agent_id)
+    except DoesNotExist:
+        agent = None
+    if agent is None or agent.user_id != user_id:
+        raise NotFound(f"Agent {agent_id} not found.")
+    return agent
+
+
+def list_page(user_id: str, limit: int, token: str | None) -> tuple[list[Agent], str | None]:
+    return query_page(Agent.by_owner, "user_id", user_id, "agent_id", limit, token)
+
+
+def update(user_id: str, agent_id: str, body: dict[str, Any]) -> Agent:
+    agent = get(user_id, agent_id)
+    fields = validation.agent_fields(body, agent.config)
+    if not fields:
+        raise Invalid("Send at least one of 'name', 'description', 'config'.")
+    actions = [getattr(Agent, name).set(value) for name, value in fields.items()]
+    actions.append(Agent.updated_at.set(now_iso()))
+    agent.update(actions=actions, condition=Agent.user_id == user_id)
+    return agent
+
+
+def delete(user_id: str, agent_id: str) -> None:
+    agent = get(user_id, agent_id)
+    agent.delete(condition=Agent.user_id == user_id)

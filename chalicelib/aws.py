@@ -1,0 +1,32 @@
+"""AWS clients, created once per container and reused across invocations (the Lambda idiom)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.settings import settings
+
+
+@cache
+def sqs() -> Any:
+    return boto3.client("sqs", region_name=settings.region)
+
+
+@cache
+def runs_queue_url() -> str:
+    return sqs().get_queue_url(QueueName=settings.runs_queue_name)["QueueUrl"]
+
+
+@cache
+def connections_api(endpoint: str) -> Any:
+    """The API Gateway management client that posts frames to one WebSocket API's connections."""
+    return boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=endpoint,
+        region_name=settings.region,
+        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2}),
+    )

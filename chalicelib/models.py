@@ -1,0 +1,196 @@
+"""PynamoDB models for every table of infra/data.yaml.
+
+Table names come from Settings; the endpoint comes from botocore's own AWS_ENDPOINT_URL
+handling, so nothing here knows whether it talks to AWS, LocalStack or moto.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.settings import settings
+
+
+class _Meta:
+    region = settings.region
+
+
+class ApiKey(Model):
+    """An API key, by the sha256 of the key; the key itself is never stored."""
+
+    class Meta(_Meta):
+        table_name = settings.api_keys_table
+
+    key_hash = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class AgentsByOwner(GlobalSecondaryIndex["Agent"]):
+    class Meta:
+        index_name = "owner-index"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class Agent(Model):
+    """An agent: agent_id; listed per owner through owner-index (user_id, created_at)."""
+
+    class Meta(_Meta):
+        table_name = settings.agents_table
+
+    agent_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(default="")
+    status = UnicodeAttribute(default="active")
+    config = JSONAttribute(default=dict)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    by_owner = AgentsByOwner()
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "agent_id": self.agent_id,
+            "name": self.name,
+            "description": self.description,
+            "status": self.status,
+            "config": self.config,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class ExecutionsByAgent(GlobalSecondaryIndex["Execution"]):
+    class Meta:
+        index_name = "agent-index"
+        projection = AllProjection()
+
+    agent_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class ExecutionsByStatus(GlobalSecondaryIndex["Execution"]):
+    """Lets the sweeper find executions left running; keys only."""
+
+    class Meta:
+        index_name = "status-index"
+        projection = KeysOnlyProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class Execution(Model):
+    """An execution: execution_id; listed per agent, newest first, through agent-index."""
+
+    class Meta(_Meta):
+        table_name = settings.executions_table
+
+    execution_id = UnicodeAttribute(hash_key=True)
+    agent_id = UnicodeAttribute()
+    user_id = UnicodeAttribute()
+    status = UnicodeAttribute()
+    input_data = JSONAttribute()
+    config = JSONAttribute(default=dict)
+    output_data = JSONAttribute(null=True)
+    error_message = UnicodeAttribute(null=True)
+    stop_requested = BooleanAttribute(default=False)
+    created_at = UnicodeAttribute()
+    started_at = UnicodeAttribute(null=True)
+    completed_at = UnicodeAttribute(null=True)
+    by_agent = ExecutionsByAgent()
+    by_status = ExecutionsByStatus()
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "agent_id": self.agent_id,
+            "status": self.status,
+            "input_data": self.input_data,
+            "output_data": self.output_data,
+            "error_message": self.error_message,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "completed_at": self.completed_at,
+        }
+
+
+class Event(Model):
+    """One event of an execution: (execution_id, seq), seq 1, 2, 3 … with no gaps."""
+
+    class Meta(_Meta):
+        table_name = settings.events_table
+
+    execution_id = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute(range_key=True)
+    event_type = UnicodeAttribute()
+    content = JSONAttribute(default=dict)
+    timestamp = UnicodeAttribute()
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "seq": int(self.seq),
+            "event_type": self.event_type,
+            "content": self.content,
+            "timestamp": self.timestamp,
+        }
+
+
+class Connection(Model):
+    """A live WebSocket connection: connection_id → its user and management endpoint."""
+
+    class Meta(_Meta):
+        table_name = settings.connections_table
+
+    connection_id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    endpoint = UnicodeAttribute()
+    connected_at = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+
+class SubscriptionsByConnection(GlobalSecondaryIndex["Subscription"]):
+    class Meta:
+        index_name = "connection-index"
+        projection = KeysOnlyProjection()
+
+    connection_id = UnicodeAttribute(hash_key=True)
+    execution_id = UnicodeAttribute(range_key=True)
+
+
+class Subscription(Model):
+    """A connection following an execution: (execution_id, connection_id)."""
+
+    class Meta(_Meta):
+        table_name = settings.subscriptions_table
+
+    execution_id = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute(range_key=True)
+    endpoint = UnicodeAttribute()
+    expires_at = TTLAttribute()
+    by_connection = SubscriptionsByConnection()
+
+
+class IdempotencyRecord(Model):
+    """An Idempotency-Key seen from a user: "user_id#key" → the execution it started."""
+
+    class Meta(_Meta):
+        table_name = settings.idempotency_table
+
+    idempotency_id = UnicodeAttribute(hash_key=True)
+    execution_id = UnicodeAttribute()
+    agent_id = UnicodeAttribute()
+    expires_at = TTLAttribute()

@@ -1,0 +1,169 @@
+"""Executions: start (write pending, then queue the run), read, list, stop; the state machine.
+
+Every status change is a conditional update against TRANSITIONS, so a duplicate SQS delivery,
+a stop racing a completion, or two writers can never move an execution twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from chalicelib import agents, aws, validation
+from chalicelib.clock import new_id, now, now_iso
+from chalicelib.errors import Conflict, NotFound, Unavailable
+from chalicelib.events import append_event, last_seq, list_events
+from chalicelib.fanout import frame_for, post_to_subscribers
+from chalicelib.models import Event, Execution, IdempotencyRecord
+from chalicelib.pagination import query_page
+
+TRANSITIONS: dict[str, set[str]] = {
+    "pending": {"running", "stopped", "failed"},
+    "running": {"completed", "failed", "stopped"},
+}
+TERMINAL = {"completed", "failed", "stopped"}
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
+def transition(execution: Execution, to: str, *actions: Any) -> bool:
+    """Move the execution to `to` if its stored status allows it; False if another writer won."""
+    sources = [status for status, targets in TRANSITIONS.items() if to in targets]
+    stamp = now_iso()
+    updates = [Execution.status.set(to), *actions]
+    if to == "running":
+        updates.append(Execution.started_at.set(stamp))
+    if to in TERMINAL:
+        updates.append(Execution.completed_at.set(stamp))
+    try:
+        execution.update(actions=updates, condition=Execution.status.is_in(*sources))
+    except UpdateError as err:
+        if err.cause_response_code == "ConditionalCheckFailedException":
+            execution.refresh(consistent_read=True)
+            return False
+        raise
+    return True
+
+
+def start(
+    user_id: str, agent_id: str, body: dict[str, Any], idempotency_key: str | None
+) -> Execution:
+    agent = agents.get(user_id, agent_id)
+    input_data = validation.input_data(body)
+    execution_id = new_id()
+    if idempotency_key is not None:
+        earlier = _claim_idempotency_key(user_id, idempotency_key, agent.agent_id, execution_id)
+        if earlier is not None:
+            return earlier
+    execution = Execution(
+        execution_id,
+        agent_id=agent.agent_id,
+        user_id=user_id,
+        status="pending",
+        input_data=input_data,
+        config=agent.config,
+        created_at=now_iso(),
+    )
+    execution.save(condition=Execution.execution_id.does_not_exist())
+    message = {"execution_id": execution_id, "agent_id": agent.agent_id, "user_id": user_id}
+    try:
+        aws.sqs().send_message(QueueUrl=aws.runs_queue_url(), MessageBody=json.dumps(message))
+    except Exception as err:
+        # The execution exists before its message does; one that cannot be queued must not
+        # wait forever as pending, and its key must be free for the client's retry.
+        transition(execution, "failed", Execution.error_message.set("The run could not be queued."))
+        if idempotency_key is not None:
+            IdempotencyRecord(f"{user_id}#{idempotency_key}").delete()
+        raise Unavailable("The run could not be queued; try again.") from err
+    return execution
+
+
+def _claim_idempotency_key(
+    user_id: str, key: str, agent_id: str, execution_id: str
+) -> Execution | None:
+    """Record the key for this new execution, or return the execution it already started."""
+    record_id = f"{user_id}#{key}"
+    record = IdempotencyRecord(
+        record_id,
+        execution_id=execution_id,
+        agent_id=agent_id,
+        expires_at=now() + IDEMPOTENCY_WINDOW,
+    )
+    try:
+        record.save(
+            condition=IdempotencyRecord.idempotency_id.does_not_exist()
+            | (IdempotencyRecord.expires_at < now())
+        )
+        return None
+    except PutError as err:
+        if err.cause_response_code != "ConditionalCheckFailedException":
+            raise
+    earlier = IdempotencyRecord.get(record_id, consistent_read=True)
+    if earlier.agent_id != agent_id:
+        raise Conflict("This Idempotency-Key was used to start a run of another agent.")
+    try:
+        return Execution.get(earlier.execution_id, consistent_read=True)
+    except DoesNotExist as err:
+        raise Conflict("A request with this Idempotency-Key is still in progress; retry.") from err
+
+
+def get(user_id: str, execution_id: str) -> Execution:
+    """The caller's execution; another user's answers exactly as a missing one."""
+    execution_id = validation.uuid_param(execution_id, "execution_id")
+    try:
+        execution = Execution.get(execution_id, consistent_read=True)
+    except DoesNotExist:
+        execution = None
+    if execution is None or execution.user_id != user_id:
+        raise NotFound(f"Execution {execution_id} not found.")
+    return execution
+
+
+def list_for_agent(
+    user_id: str, agent_id: str, limit: int, token: str | None
+) -> tuple[list[Execution], str | None]:
+    agent = agents.get(user_id, agent_id)
+    return query_page(Execution.by_agent, "agent_id", agent.agent_id, "execution_id", limit, token)
+
+
+def events_page(
+    user_id: str, execution_id: str, params: dict[str, str] | None
+) -> tuple[list[Event], int | None]:
+    execution = get(user_id, execution_id)
+    params = params or {}
+    after = validation.int_param(params.get("after"), "after", 0, 0, 10**9)
+    limit = validation.int_param(params.get("limit"), "limit", 100, 1, 1000)
+    return list_events(execution.execution_id, after, limit)
+
+
+def stop(user_id: str, execution_id: str) -> Execution:
+    """Stop a run: a pending one ends here and never reaches the runtime; a running one is
+    flagged, and the executor watching the flag cancels its generation."""
+    execution = get(user_id, execution_id)
+    if execution.status == "pending":
+        if transition(execution, "stopped", Execution.stop_requested.set(True)):
+            finish_event(execution.execution_id, "stopped", {"reason": "stopped before it ran"})
+            return execution
+    if execution.status == "running":
+        try:
+            execution.update(
+                actions=[Execution.stop_requested.set(True)],
+                condition=Execution.status == "running",
+            )
+            return execution
+        except UpdateError as err:
+            if err.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            execution.refresh(consistent_read=True)
+    if execution.status == "stopped":
+        return execution
+    raise Conflict(f"Execution {execution.execution_id} has already {execution.status}.")
+
+
+def finish_event(execution_id: str, event_type: str, content: dict[str, Any]) -> Event:
+    """Append a terminal event after whatever the log holds, and post it to subscribers."""
+    event = append_event(execution_id, last_seq(execution_id) + 1, event_type, content)
+    post_to_subscribers(execution_id, [frame_for(execution_id, event)])
+    return event

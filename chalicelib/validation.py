@@ -1,0 +1,155 @@
+"""Request parsing: raw bodies and parameters in, checked values out, errors that say which limit."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.errors import Invalid, InvalidJson, TooLarge
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_INPUT_BYTES = 32 * 1024
+MAX_QUERY_CHARS = 4000
+MAX_NAME_CHARS = 100
+MAX_DESCRIPTION_CHARS = 1000
+MAX_SYSTEM_PROMPT_CHARS = 4000
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+_COLLECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+AGENT_CONFIG_DEFAULTS: dict[str, Any] = {
+    "system_prompt": "You are a helpful assistant. Answer from the passages given, and cite them.",
+    "collection": "fnirs",
+    "top_k": 4,
+    "max_tokens": 256,
+    "temperature": 0.2,
+}
+
+
+def json_object(raw: bytes | str | None) -> dict[str, Any]:
+    """Decode a request body that must be one JSON object."""
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if not raw:
+        raise InvalidJson("The request body must be a JSON object; it was empty.")
+    if len(raw) > MAX_BODY_BYTES:
+        raise TooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InvalidJson(f"The request body is not valid JSON: {err}.") from err
+    if not isinstance(value, dict):
+        raise InvalidJson("The request body must be a JSON object.")
+    return value
+
+
+def _only(body: Mapping[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise Invalid(f"Unknown field(s) in {what}: {', '.join(unknown)}.")
+
+
+def _text(value: Any, field: str, max_chars: int, min_chars: int = 0) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"'{field}' must be a string.")
+    if len(value.strip()) < min_chars:
+        raise Invalid(f"'{field}' must not be empty.")
+    if len(value) > max_chars:
+        raise Invalid(f"'{field}' must be at most {max_chars} characters.")
+    return value
+
+
+def _number(value: Any, field: str, low: float, high: float, integer: bool) -> Any:
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise Invalid(f"'{field}' must be {kind} from {low:g} to {high:g}.")
+    return value
+
+
+def agent_config(value: Any, base: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise Invalid("'config' must be an object.")
+    _only(value, set(AGENT_CONFIG_DEFAULTS), "config")
+    config = dict(base)
+    if "system_prompt" in value:
+        config["system_prompt"] = _text(
+            value["system_prompt"], "config.system_prompt", MAX_SYSTEM_PROMPT_CHARS
+        )
+    if "collection" in value:
+        collection = value["collection"]
+        if not isinstance(collection, str) or not _COLLECTION.match(collection):
+            raise Invalid(
+                "'config.collection' must be 3-63 letters, digits, '.', '_' or '-', "
+                "starting and ending with a letter or digit."
+            )
+        config["collection"] = collection
+    if "top_k" in value:
+        config["top_k"] = _number(value["top_k"], "config.top_k", 1, 20, integer=True)
+    if "max_tokens" in value:
+        config["max_tokens"] = _number(value["max_tokens"], "config.max_tokens", 1, 2048, True)
+    if "temperature" in value:
+        config["temperature"] = _number(
+            value["temperature"], "config.temperature", 0, 2, integer=False
+        )
+    return config
+
+
+def agent_fields(body: Mapping[str, Any], current_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an agent create or patch body, checked; config merged over the current one."""
+    _only(body, {"name", "description", "config"}, "the agent")
+    fields: dict[str, Any] = {}
+    if "name" in body:
+        fields["name"] = _text(body["name"], "name", MAX_NAME_CHARS, min_chars=1).strip()
+    if "description" in body:
+        fields["description"] = _text(body["description"], "description", MAX_DESCRIPTION_CHARS)
+    if "config" in body:
+        fields["config"] = agent_config(body["config"], current_config)
+    return fields
+
+
+def input_data(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The input_data of a start request: an object with a query, at most 32 KiB encoded."""
+    if "input_data" not in body:
+        raise Invalid("'input_data' is required, for example {\"query\": \"What is fNIRS?\"}.")
+    data = body["input_data"]
+    if not isinstance(data, dict):
+        raise Invalid("'input_data' must be an object.")
+    if len(json.dumps(data, separators=(",", ":")).encode()) > MAX_INPUT_BYTES:
+        raise TooLarge(f"'input_data' is over {MAX_INPUT_BYTES // 1024} KiB encoded.")
+    if "query" not in data:
+        raise Invalid("'input_data.query' is required.")
+    _text(data["query"], "input_data.query", MAX_QUERY_CHARS, min_chars=1)
+    return data
+
+
+def uuid_param(value: Any, what: str) -> str:
+    """An id from a path or a frame; anything that is not a UUID cannot name a resource."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError as err:
+        raise Invalid(f"'{what}' must be a UUID.") from err
+
+
+def int_param(value: str | None, name: str, default: int, low: int, high: int) -> int:
+    if value is None:
+        return default
+    if not re.fullmatch(r"\d{1,9}", value) or not low <= int(value) <= high:
+        raise Invalid(f"'{name}' must be an integer from {low} to {high}.")
+    return int(value)
+
+
+def page_limit(params: Mapping[str, str] | None) -> int:
+    return int_param((params or {}).get("limit"), "limit", DEFAULT_PAGE, 1, MAX_PAGE)
+
+
+def idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(value):
+        raise Invalid("'Idempotency-Key' must be 1-255 visible ASCII characters.")
+    return value

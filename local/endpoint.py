@@ -1,0 +1,137 @@
+"""The local AWS endpoint: whatever answers on 127.0.0.1:4566 (LocalStack), else a moto server
+started here; and the project's tables and queues created on it from infra/data.yaml."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import yaml
+
+DATA_TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "data.yaml"
+DEFAULT_URL = "http://127.0.0.1:4566"
+
+
+def aws_environment(endpoint_url: str, stage: str) -> dict[str, str]:
+    """What a process needs in its environment to use the local endpoint and this stage."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_REGION": os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
+        "DYNAVERA_STAGE": stage,
+    }
+
+
+def answers(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=0.5)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+class MotoServer:
+    """A moto server in a child process, on loopback only."""
+
+    def __init__(self, url: str = DEFAULT_URL) -> None:
+        self.url = url
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> None:
+        port = self.url.rsplit(":", 1)[1]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while not answers(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"The moto server did not start on {self.url}.")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+
+def ensure_endpoint(url: str = DEFAULT_URL) -> MotoServer | None:
+    """Use the endpoint already answering at url, or start a moto server there (returned, to stop)."""
+    if answers(url):
+        return None
+    server = MotoServer(url)
+    server.start()
+    return server
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML, keeping intrinsic functions (!Sub, !Ref …) as plain values."""
+
+
+_TemplateLoader.add_multi_constructor(
+    "!", lambda loader, suffix, node: loader.construct_scalar(node)
+    if isinstance(node, yaml.ScalarNode)
+    else loader.construct_sequence(node)
+    if isinstance(node, yaml.SequenceNode)
+    else loader.construct_mapping(node)
+)
+
+
+def load_template(path: Path = DATA_TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_TemplateLoader)
+
+
+def provision(stage: str, visibility_timeout: int | None = None) -> dict[str, str]:
+    """Create the data stack for `stage` on the endpoint (once) and return its outputs.
+
+    moto's CloudFormation drops TimeToLiveSpecification, so TTL is then applied from the
+    template explicitly; it is idempotent on a stack that exists already.
+    """
+    cfn = boto3.client("cloudformation")
+    stack_name = f"dynavera-{stage}-data"
+    parameters = [{"ParameterKey": "Stage", "ParameterValue": stage}]
+    if visibility_timeout is not None:
+        parameters.append(
+            {"ParameterKey": "RunsVisibilityTimeoutSeconds", "ParameterValue": str(visibility_timeout)}
+        )
+    existing = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] == "CREATE_COMPLETE"}
+    if stack_name not in existing:
+        cfn.create_stack(
+            StackName=stack_name, TemplateBody=DATA_TEMPLATE.read_text(), Parameters=parameters
+        )
+        cfn.get_waiter("stack_create_complete").wait(
+            StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+    _apply_ttl(stage)
+    stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def _apply_ttl(stage: str) -> None:
+    dynamodb = boto3.client("dynamodb")
+    for resource in load_template()["Resources"].values():
+        props = resource.get("Properties", {})
+        ttl = props.get("TimeToLiveSpecification")
+        if resource["Type"] != "AWS::DynamoDB::Table" or not ttl:
+            continue
+        table = props["TableName"].replace("${Stage}", stage)
+        current = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            dynamodb.update_time_to_live(
+                TableName=table,
+                TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": True},
+            )
