@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from chalice import Chalice, Response
-from chalice.app import Request
+from chalice import Chalice, Rate, Response
+from chalice.app import Request, SQSEvent, WebsocketEvent
 
-from chalicelib import agents, auth, runs, validation
-from chalicelib.errors import DynaveraError, error_response, normalise_response
+from chalicelib import agents, auth, executor, runs, validation, websocket
+from chalicelib.errors import DynaveraError, error_body, error_response, normalise_response
+from chalicelib.settings import settings
 
 app = Chalice(app_name="dynavera")
 logger = Logger(service="dynavera")
@@ -103,3 +105,40 @@ def list_events(execution_id: str) -> dict[str, Any]:
 @app.route("/executions/{execution_id}/stop", methods=["POST"])
 def stop_execution(execution_id: str) -> Response:
     return Response(runs.stop(_user(), execution_id).to_api(), status_code=202)
+
+
+@app.on_ws_connect()
+def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
+    """Chalice has no WebSocket authorizer: $connect checks ?token= and refuses with 401."""
+    logger.set_correlation_id(event.to_dict()["requestContext"].get("requestId"))
+    token = ((event.to_dict().get("queryStringParameters") or {}).get("token"))
+    context = event.to_dict()["requestContext"]
+    try:
+        websocket.connect(event.connection_id, token, event.domain_name, context["stage"])
+    except DynaveraError as err:
+        return {"statusCode": 401, "body": json.dumps(error_body(err.code, err.message))}
+    return {"statusCode": 200}
+
+
+@app.on_ws_message()
+def ws_message(event: WebsocketEvent) -> None:
+    logger.set_correlation_id(event.to_dict()["requestContext"].get("requestId"))
+    websocket.handle_frame(event.connection_id, event.body)
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: WebsocketEvent) -> None:
+    websocket.disconnect(event.connection_id)
+
+
+@app.on_sqs_message(queue=settings.runs_queue_name, batch_size=1)
+@executor.metrics.log_metrics
+def run_executions(event: SQSEvent) -> dict[str, Any]:
+    """One message per invocation (aws/chalice#2029: no ReportBatchItemFailures on the mapping);
+    a failed record raises, so SQS redelivers it and finally sends it to the DLQ."""
+    return executor.process_batch(event.to_dict())
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def sweep_stuck_executions(event: Any) -> dict[str, int]:
+    return {"swept": executor.sweep_stuck_executions()}

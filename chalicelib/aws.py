@@ -5,15 +5,21 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 from chalicelib.settings import settings
 
 
 @cache
+def _session() -> botocore.session.Session:
+    # botocore directly, as PynamoDB does: boto3 would add its import time to every cold start.
+    return botocore.session.get_session()
+
+
+@cache
 def sqs() -> Any:
-    return boto3.client("sqs", region_name=settings.region)
+    return _session().create_client("sqs", region_name=settings.region)
 
 
 @cache
@@ -24,7 +30,7 @@ def runs_queue_url() -> str:
 @cache
 def connections_api(endpoint: str) -> Any:
     """The API Gateway management client that posts frames to one WebSocket API's connections."""
-    return boto3.client(
+    return _session().create_client(
         "apigatewaymanagementapi",
         endpoint_url=endpoint,
         region_name=settings.region,

@@ -1,0 +1,209 @@
+"""The executor: one run message in, the runtime's stream out to the event log and subscribers.
+
+SQS delivers at least once, so the claim pending → running is a conditional update: a
+duplicate delivery, or a run already stopped, does nothing. Every event gets the next seq by
+conditional write, then is posted to the execution's subscribers.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from functools import cache
+from datetime import timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib import runtime_client
+from chalicelib.clock import iso, now
+from chalicelib.events import append_event, last_seq
+from chalicelib.fanout import frame_for, post_to_subscribers
+from chalicelib.models import Execution
+from chalicelib.runs import TERMINAL, finish_event, transition
+from chalicelib.settings import settings
+
+logger = Logger(service="dynavera")
+metrics = Metrics(namespace="Dynavera", service="executor")
+
+# The runs queue's redrive sends a message to the DLQ after this many receives (infra/data.yaml).
+MAX_RECEIVES = 3
+STOP_POLL_SECONDS = 0.2
+
+
+class TokenCoalescer:
+    """Token text joined into few events: the first piece at once (first-token latency), then
+    pieces at a growing interval, so a 200-token answer is a handful of writes."""
+
+    def __init__(self, first_interval: float = 0.1, growth: float = 1.6, max_interval: float = 1.5, max_chars: int = 2000) -> None:
+        self.interval = first_interval
+        self.growth = growth
+        self.max_interval = max_interval
+        self.max_chars = max_chars
+        self.text = ""
+        self.last_flush: float | None = None
+
+    def add(self, text: str) -> str | None:
+        """Buffer text; return what should be written now, if anything."""
+        self.text += text
+        moment = time.monotonic()
+        due = self.last_flush is None or moment - self.last_flush >= self.interval
+        if not (due or len(self.text) >= self.max_chars):
+            return None
+        if self.last_flush is not None:
+            self.interval = min(self.interval * self.growth, self.max_interval)
+        self.last_flush = moment
+        return self.drain()
+
+    def drain(self) -> str | None:
+        text, self.text = self.text, ""
+        return text or None
+
+
+class Run:
+    """One execution's pass through the runtime, owning its seq counter."""
+
+    def __init__(self, execution: Execution) -> None:
+        self.execution = execution
+        self.execution_id = execution.execution_id
+        self.seq = last_seq(self.execution_id)
+
+    def emit(self, event_type: str, content: dict[str, Any]) -> None:
+        self.seq += 1
+        event = append_event(self.execution_id, self.seq, event_type, content)
+        post_to_subscribers(self.execution_id, [frame_for(self.execution_id, event)])
+
+    def finish(self, status: str, event_type: str, content: dict[str, Any], *actions: Any) -> None:
+        """Exactly one terminal status and event: the conditional status change decides."""
+        if transition(self.execution, status, *actions):
+            self.emit(event_type, content)
+            metrics.add_metric(name=f"Executions{status.capitalize()}", unit=MetricUnit.Count, value=1)
+
+    def execute(self) -> None:
+        self.emit("started", {"agent_id": self.execution.agent_id})
+        payload = {
+            "execution_id": self.execution_id,
+            "agent_id": self.execution.agent_id,
+            "query": self.execution.input_data["query"],
+            "input_data": self.execution.input_data,
+            "config": self.execution.config,
+        }
+        stop_watch = threading.Event()
+        watcher = threading.Thread(target=self._watch_stop, args=(stop_watch,), daemon=True)
+        watcher.start()
+        try:
+            self._consume(payload)
+        except runtime_client.RuntimeUnavailable as err:
+            self.finish("failed", "error", {"message": str(err)}, Execution.error_message.set(str(err)))
+        finally:
+            stop_watch.set()
+
+    def _consume(self, payload: dict[str, Any]) -> None:
+        tokens = TokenCoalescer()
+        with runtime_client.stream_run(payload) as stream:
+            for item in stream:
+                kind = item.get("type")
+                if kind == "token":
+                    text = tokens.add(str(item.get("text", "")))
+                    if text:
+                        self.emit("token", {"text": text})
+                    continue
+                rest = tokens.drain()
+                if rest:
+                    self.emit("token", {"text": rest})
+                if kind == "progress":
+                    self.emit("progress", {"stage": item.get("stage"), "message": item.get("message")})
+                elif kind == "result":
+                    output = item.get("output", {})
+                    self.finish("completed", "completed", output, Execution.output_data.set(output))
+                    return
+                elif kind == "error":
+                    message = str(item.get("message", "The runtime reported an error."))
+                    self.finish("failed", "error", {"message": message}, Execution.error_message.set(message))
+                    return
+                elif kind == "cancelled":
+                    self.finish("stopped", "stopped", {"reason": "stop requested"})
+                    return
+        raise runtime_client.RuntimeUnavailable("The runtime's stream ended without a result.")
+
+    def _watch_stop(self, done: threading.Event) -> None:
+        """Poll the stop flag; the runtime is told to cancel the moment it is set."""
+        probe = Execution(self.execution_id)
+        while not done.wait(STOP_POLL_SECONDS):
+            try:
+                probe.refresh(consistent_read=True)
+            except DoesNotExist:
+                return
+            if probe.stop_requested:
+                runtime_client.cancel_generation(self.execution_id)
+                return
+
+
+@cache
+def _batch_processor() -> Any:
+    # Imported on first use: the batch utility's imports would slow every API cold start.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.SQS)
+
+
+def process_batch(event: dict[str, Any]) -> dict[str, Any]:
+    """Powertools' partial batch response; when every record fails it raises, so SQS retries."""
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
+    return process_partial_response(event=event, record_handler=handle_record, processor=_batch_processor())
+
+
+def handle_record(record: Any) -> None:
+    """Powertools' record handler: one SQS record, one run. Raising leaves the message for retry."""
+    message = json.loads(record.body)
+    receives = int(record.attributes.approximate_receive_count or 1)
+    execution_id = message["execution_id"]
+    logger.append_keys(execution_id=execution_id)
+    try:
+        run_execution(execution_id, receives)
+    finally:
+        logger.remove_keys(["execution_id"])
+
+
+def run_execution(execution_id: str, receives: int) -> None:
+    try:
+        execution = Execution.get(execution_id, consistent_read=True)
+    except DoesNotExist:
+        logger.warning("run message for a missing execution; dropped")
+        return
+    if execution.status != "pending":
+        logger.info("duplicate delivery or finished run; nothing to do", extra={"status": execution.status})
+        return
+    try:
+        runtime_client.wait_until_ready(settings.runtime_attempts)
+    except runtime_client.RuntimeUnavailable as err:
+        if receives >= MAX_RECEIVES:
+            message = f"{err} Gave up after {receives} deliveries."
+            if transition(execution, "failed", Execution.error_message.set(message)):
+                finish_event(execution_id, "error", {"message": message})
+                metrics.add_metric(name="ExecutionsFailed", unit=MetricUnit.Count, value=1)
+        raise
+    if not transition(execution, "running"):
+        logger.info("another delivery claimed the run", extra={"status": execution.status})
+        return
+    metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=1)
+    Run(execution).execute()
+
+
+def sweep_stuck_executions() -> int:
+    """Fail executions left running past their deadline (an executor that died mid-run)."""
+    cutoff = now() - timedelta(seconds=settings.execution_deadline_seconds)
+    swept = 0
+    for key in Execution.by_status.query("running", Execution.created_at < iso(cutoff)):
+        execution = Execution.get(key.execution_id, consistent_read=True)
+        if execution.status in TERMINAL or (execution.started_at or "") >= iso(cutoff):
+            continue
+        message = f"The run passed its {settings.execution_deadline_seconds} s deadline."
+        if transition(execution, "failed", Execution.error_message.set(message)):
+            finish_event(execution.execution_id, "error", {"message": message})
+            swept += 1
+    return swept

@@ -1,0 +1,164 @@
+"""The WebSocket protocol (DESIGN §4): connect with a token, then actions in, frames out.
+
+Every reply goes through the same @connections API that carries live events, so a handler
+behaves the same behind API Gateway and behind the local gateway.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib import auth, runs, validation
+from chalicelib.clock import now, now_iso
+from chalicelib.errors import DynaveraError, Invalid, error_frame
+from chalicelib.events import list_events
+from chalicelib.fanout import forget_connection, frame_for, post_to_connection
+from chalicelib.models import Connection, Subscription
+from chalicelib.settings import settings
+
+# API Gateway closes a connection after 2 hours; rows outlive it a little, then expire.
+CONNECTION_TTL = timedelta(hours=2, minutes=10)
+MAX_FRAME_BYTES = 32 * 1024
+REPLAY_PAGE = 200
+
+
+def management_endpoint(domain_name: str, stage: str) -> str:
+    return settings.websocket_endpoint or f"https://{domain_name}/{stage}"
+
+
+def connect(connection_id: str, token: str | None, domain_name: str, stage: str) -> str:
+    """Check the token and record the connection; Unauthorized refuses the upgrade."""
+    user_id = auth.user_for_key(token)
+    Connection(
+        connection_id,
+        user_id=user_id,
+        endpoint=management_endpoint(domain_name, stage),
+        connected_at=now_iso(),
+        expires_at=now() + CONNECTION_TTL,
+    ).save()
+    return user_id
+
+
+def disconnect(connection_id: str) -> None:
+    forget_connection(connection_id)
+
+
+def handle_frame(connection_id: str, body: str | None) -> None:
+    """Run one client frame; a bad one is answered with an error frame, the connection stays."""
+    try:
+        connection = Connection.get(connection_id)
+    except DoesNotExist:
+        return
+    request_id = None
+    try:
+        frame = _parse(body)
+        request_id = frame.get("request_id")
+        if request_id is not None and not isinstance(request_id, str | int):
+            request_id = None
+            raise Invalid("'request_id' must be a string or an integer.")
+        action = frame.get("action")
+        handler = _ACTIONS.get(action) if isinstance(action, str) else None
+        if handler is None:
+            raise Invalid(f"Unknown action {action!r}; use one of {', '.join(sorted(_ACTIONS))}.", "unknown_action")
+        handler(connection, frame)
+    except DynaveraError as err:
+        post_to_connection(connection.endpoint, connection_id, error_frame(err, request_id))
+
+
+def _parse(body: str | None) -> dict[str, Any]:
+    if not body:
+        raise Invalid("A frame must be a JSON object with an 'action'.", "invalid_json")
+    if len(body.encode()) > MAX_FRAME_BYTES:
+        raise Invalid("A frame is at most 32 KB.", "too_large")
+    try:
+        frame = json.loads(body)
+    except ValueError as err:
+        raise Invalid(f"The frame is not valid JSON: {err}.", "invalid_json") from err
+    if not isinstance(frame, dict):
+        raise Invalid("A frame must be a JSON object with an 'action'.", "invalid_json")
+    return frame
+
+
+def _ping(connection: Connection, frame: dict[str, Any]) -> None:
+    post_to_connection(connection.endpoint, connection.connection_id, {"type": "pong"})
+
+
+def _start_agent(connection: Connection, frame: dict[str, Any]) -> None:
+    if "agent_id" not in frame:
+        raise Invalid("'agent_id' is required.")
+    key = frame.get("request_id")
+    execution = runs.start(
+        connection.user_id,
+        str(frame["agent_id"]),
+        {"input_data": frame.get("input_data")} if "input_data" in frame else {},
+        # A client resending a start with the same request_id gets the same execution.
+        validation.idempotency_key(f"ws:{key}") if isinstance(key, str) else None,
+    )
+    started: dict[str, Any] = {
+        "type": "execution_started",
+        "execution_id": execution.execution_id,
+        "agent_id": execution.agent_id,
+        "status": execution.status,
+    }
+    if key is not None:
+        started["request_id"] = key
+    post_to_connection(connection.endpoint, connection.connection_id, started)
+    subscribe(connection, execution.execution_id, 0)
+
+
+def _subscribe(connection: Connection, frame: dict[str, Any]) -> None:
+    after = frame.get("after", 0)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise Invalid("'after' must be a non-negative integer seq.")
+    subscribe(connection, _execution_id(frame), after)
+
+
+def subscribe(connection: Connection, execution_id: str, after: int) -> None:
+    """Follow an execution: the subscription first, then the replay, so nothing falls between.
+
+    An event written in that instant may arrive both live and replayed; frames carry their
+    seq, and clients drop a seq they have seen.
+    """
+    execution = runs.get(connection.user_id, execution_id)
+    Subscription(
+        execution.execution_id,
+        connection.connection_id,
+        endpoint=connection.endpoint,
+        expires_at=now() + CONNECTION_TTL,
+    ).save()
+    while True:
+        events, next_after = list_events(execution.execution_id, after, REPLAY_PAGE)
+        for event in events:
+            if not post_to_connection(connection.endpoint, connection.connection_id, frame_for(execution.execution_id, event)):
+                return
+        if next_after is None:
+            return
+        after = next_after
+
+
+def _unsubscribe(connection: Connection, frame: dict[str, Any]) -> None:
+    execution = runs.get(connection.user_id, _execution_id(frame))
+    Subscription(execution.execution_id, connection.connection_id).delete()
+
+
+def _stop_agent(connection: Connection, frame: dict[str, Any]) -> None:
+    runs.stop(connection.user_id, _execution_id(frame))
+
+
+def _execution_id(frame: dict[str, Any]) -> str:
+    if "execution_id" not in frame:
+        raise Invalid("'execution_id' is required.")
+    return validation.uuid_param(frame["execution_id"], "execution_id")
+
+
+_ACTIONS = {
+    "ping": _ping,
+    "start_agent": _start_agent,
+    "subscribe": _subscribe,
+    "unsubscribe": _unsubscribe,
+    "stop_agent": _stop_agent,
+}

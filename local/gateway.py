@@ -1,0 +1,239 @@
+"""The local API Gateway: REST proxy events, WebSocket events and the @connections API,
+all delivered to the same Chalice app that runs in Lambda."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from local.lambda_runtime import LambdaContext, rest_lock
+
+_JSON_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+
+
+def _compile_routes(routes: dict[str, Any]) -> list[tuple[re.Pattern[str], str]]:
+    compiled = []
+    for resource in routes:
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
+        compiled.append((re.compile(f"^{pattern}$"), resource))
+    return compiled
+
+
+def _apigw_time() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class _Client:
+    websocket: WebSocket
+    source_ip: str
+    connected_at: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    )
+    last_active_at: str = ""
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Gateway:
+    def __init__(self, chalice_app: Any, ws_handlers: dict[str, Callable[..., Any]], stage: str, host: str) -> None:
+        self.app = chalice_app
+        self.ws_handlers = ws_handlers
+        self.stage = stage
+        self.host = host
+        self.routes = _compile_routes(chalice_app.routes)
+        self.clients: dict[str, _Client] = {}
+
+    # REST ------------------------------------------------------------------------------
+    async def rest(self, request: Request) -> Response:
+        path = request.url.path
+        match = next(((m, r) for p, r in self.routes if (m := p.match(path))), None)
+        if match is None:
+            return _error(404, "not_found", f"No route {request.method} {path}.")
+        found, resource = match
+        if request.method not in self.app.routes[resource]:
+            allowed = ", ".join(sorted(self.app.routes[resource]))
+            return _error(405, "method_not_allowed", f"{request.method} is not allowed on {path}.", {"Allow": allowed})
+        body = await request.body()
+        event = self._rest_event(request, resource, found.groupdict(), body)
+        context = LambdaContext(function_name="dynavera-api")
+
+        def invoke() -> dict[str, Any]:
+            with rest_lock:
+                return self.app(event, context)
+
+        result = await run_in_threadpool(invoke)
+        raw = result.get("body") or ""
+        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
+        headers = {k: v for k, v in (result.get("headers") or {}).items() if k.lower() != "content-length"}
+        return Response(payload, status_code=result["statusCode"], headers=headers)
+
+    def _rest_event(self, request: Request, resource: str, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        query: dict[str, list[str]] = {}
+        for key, value in request.query_params.multi_items():
+            query.setdefault(key, []).append(value)
+        content_type = request.headers.get("content-type", "")
+        is_text = not body or any(content_type.startswith(t) for t in _JSON_TYPES) or not content_type
+        try:
+            text_body = body.decode() if is_text else None
+        except UnicodeDecodeError:
+            text_body = None
+        return {
+            "resource": resource,
+            "path": request.url.path,
+            "httpMethod": request.method,
+            "headers": dict(request.headers),
+            "multiValueHeaders": {k: request.headers.getlist(k) for k in request.headers},
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "resourcePath": resource,
+                "httpMethod": request.method,
+                "path": f"/{self.stage}{request.url.path}",
+                "stage": self.stage,
+                "requestId": str(uuid.uuid4()),
+                "requestTimeEpoch": _apigw_time(),
+                "apiId": "local",
+                "identity": {"sourceIp": request.client.host if request.client else "127.0.0.1"},
+            },
+            "body": text_body if text_body is not None else base64.b64encode(body).decode(),
+            "isBase64Encoded": text_body is None,
+        }
+
+    # WebSocket -------------------------------------------------------------------------
+    def _ws_event(self, route: str, kind: str, connection_id: str, websocket: WebSocket, body: str | None = None) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "requestContext": {
+                "routeKey": route,
+                "eventType": kind,
+                "connectionId": connection_id,
+                "domainName": self.host,
+                "stage": self.stage,
+                "apiId": "local",
+                "requestId": str(uuid.uuid4()),
+                "requestTimeEpoch": _apigw_time(),
+                "identity": {"sourceIp": websocket.client.host if websocket.client else "127.0.0.1"},
+            },
+            "isBase64Encoded": False,
+        }
+        if kind == "CONNECT":
+            event["headers"] = dict(websocket.headers)
+            event["queryStringParameters"] = dict(websocket.query_params) or None
+        if body is not None:
+            event["body"] = body
+        return event
+
+    async def _invoke_ws(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
+        context = LambdaContext(function_name=f"dynavera-websocket_{name}")
+        return await run_in_threadpool(self.ws_handlers[name], event, context) or {}
+
+    async def websocket(self, websocket: WebSocket) -> None:
+        connection_id = base64.urlsafe_b64encode(uuid.uuid4().bytes[:12]).decode()
+        result = await self._invoke_ws("connect", self._ws_event("$connect", "CONNECT", connection_id, websocket))
+        status = int(result.get("statusCode", 200))
+        if status >= 300:
+            await websocket.send_denial_response(Response(result.get("body") or "", status_code=status))
+            return
+        await websocket.accept()
+        self.clients[connection_id] = _Client(websocket, websocket.client.host if websocket.client else "")
+        try:
+            while True:
+                text = await websocket.receive_text()
+                self.clients[connection_id].last_active_at = datetime.now(timezone.utc).isoformat()
+                event = self._ws_event("$default", "MESSAGE", connection_id, websocket, text)
+                await self._invoke_ws("message", event)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.clients.pop(connection_id, None)
+            await self._invoke_ws("disconnect", self._ws_event("$disconnect", "DISCONNECT", connection_id, websocket))
+
+    # @connections ----------------------------------------------------------------------
+    async def connections(self, request: Request) -> Response:
+        connection_id = request.path_params["connection_id"]
+        client = self.clients.get(connection_id)
+        if client is None:
+            # The shape botocore turns into GoneException, as API Gateway answers it.
+            return JSONResponse({"message": "Gone"}, 410, headers={"x-amzn-ErrorType": "GoneException"})
+        if request.method == "POST":
+            data = await request.body()
+            if len(data) > 128 * 1024:
+                return JSONResponse({"message": "Payload too large"}, 413, headers={"x-amzn-ErrorType": "PayloadTooLargeException"})
+            try:
+                async with client.send_lock:
+                    await client.websocket.send_text(data.decode())
+            except (RuntimeError, WebSocketDisconnect):
+                self.clients.pop(connection_id, None)
+                return JSONResponse({"message": "Gone"}, 410, headers={"x-amzn-ErrorType": "GoneException"})
+            return Response(status_code=200)
+        if request.method == "DELETE":
+            self.clients.pop(connection_id, None)
+            await client.websocket.close()
+            return Response(status_code=204)
+        return JSONResponse(
+            {
+                "connectedAt": client.connected_at,
+                "identity": {"sourceIp": client.source_ip},
+                "lastActiveAt": client.last_active_at or client.connected_at,
+            }
+        )
+
+    def asgi(self) -> Starlette:
+        return Starlette(
+            routes=[
+                WebSocketRoute("/ws", self.websocket),
+                Route(
+                    f"/{self.stage}/@connections/{{connection_id}}",
+                    self.connections,
+                    methods=["GET", "POST", "DELETE"],
+                ),
+                Route("/{path:path}", self.rest, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
+            ]
+        )
+
+
+def create_gateway(host: str, port: int) -> Gateway:
+    import app as app_module
+    from chalicelib.settings import settings
+
+    handlers = {
+        "connect": app_module.ws_connect,
+        "message": app_module.ws_message,
+        "disconnect": app_module.ws_disconnect,
+    }
+    return Gateway(app_module.app, handlers, settings.stage, f"{host}:{port}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Serve the Chalice app as API Gateway would.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    gateway = create_gateway(args.host, args.port)
+    uvicorn.run(gateway.asgi(), host=args.host, port=args.port, log_level="warning", ws="websockets-sansio")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The local SQS event source mapping: long-polls the runs queue and invokes the Chalice SQS
+handler with Lambda-shaped events, as the deployed mapping does (batch size from the app)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from typing import Any
+
+import boto3
+
+from local.lambda_runtime import LambdaContext
+
+log = logging.getLogger("dynavera.poller")
+
+
+def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class Poller:
+    def __init__(self, handler: Any, queue_name: str, batch_size: int, function_name: str) -> None:
+        self.handler = handler
+        self.batch_size = batch_size
+        self.function_name = function_name
+        self.sqs = boto3.client("sqs")
+        self.queue_url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.region = self.sqs.meta.region_name
+        self.stopping = threading.Event()
+
+    def poll_once(self, wait_seconds: int = 1) -> int:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if messages:
+            self.invoke(messages)
+        return len(messages)
+
+    def invoke(self, messages: list[dict[str, Any]]) -> None:
+        event = {"Records": [lambda_record(m, self.queue_arn, self.region) for m in messages]}
+        try:
+            result = self.handler(event, LambdaContext(function_name=self.function_name)) or {}
+        except Exception:
+            # As in Lambda: a failed invocation leaves the whole batch to the visibility
+            # timeout, and the queue's redrive policy to the DLQ.
+            log.exception("invocation failed; %d message(s) left for redelivery", len(messages))
+            return
+        failed = {item["itemIdentifier"] for item in result.get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+
+    def run(self, workers: int) -> None:
+        threads = [threading.Thread(target=self._work, daemon=True) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.poll_once()
+            except Exception:
+                log.exception("polling the runs queue failed; retrying")
+                time.sleep(1)
+
+
+def sweep_forever(sweeper: Any, every: float, stopping: threading.Event) -> None:
+    """Plays the sweeper's schedule."""
+    while not stopping.wait(every):
+        try:
+            sweeper({}, LambdaContext(function_name="dynavera-sweep_stuck_executions"))
+        except Exception:
+            log.exception("the sweeper failed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Feed the runs queue to the executor, as Lambda's SQS mapping does.")
+    parser.add_argument("--workers", type=int, default=2, help="concurrent executor invocations")
+    parser.add_argument("--sweep-every", type=float, default=60.0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    import app as app_module
+    from chalicelib.settings import settings
+
+    handler = app_module.run_executions
+    poller = Poller(handler, settings.runs_queue_name, _batch_size(app_module.app), "dynavera-run_executions")
+    threading.Thread(
+        target=sweep_forever, args=(app_module.sweep_stuck_executions, args.sweep_every, poller.stopping), daemon=True
+    ).start()
+    poller.run(args.workers)
+
+
+def _batch_size(chalice_app: Any) -> int:
+    """The batch size the app declares for its runs queue, so local and deployed behave alike."""
+    for source in chalice_app.event_sources:
+        if type(source).__name__ == "SQSEventConfig":
+            return int(source.batch_size)
+    return 1
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""The whole local stack in one place: AWS endpoint, tables and queues, runtime, gateway, poller.
+
+`make run` runs it in the foreground; the integration tests start the same processes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from local import endpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes] | None, timeout: float, what: str) -> None:
+    """Wait until url answers 200, failing early if the process behind it exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready.")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} was not ready at {url} within {timeout:.0f} s.")
+        time.sleep(0.1)
+
+
+@dataclass
+class Stack:
+    stage: str = "dev"
+    gateway_port: int = 8000
+    runtime_url: str = "http://127.0.0.1:8001"
+    aws_url: str = endpoint.DEFAULT_URL
+    visibility_timeout: int | None = 30
+    log_dir: Path | None = None
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    moto: endpoint.MotoServer | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.gateway_port}/ws"
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **endpoint.aws_environment(self.aws_url, self.stage),
+            "MCP_AGENT_URL": self.runtime_url,
+            "WEBSOCKET_ENDPOINT": f"{self.api_url}/{self.stage}",
+            "POWERTOOLS_METRICS_NAMESPACE": "Dynavera",
+            "PYTHONPATH": str(ROOT),
+        }
+
+    def start_aws(self) -> dict[str, str]:
+        """The endpoint (reused if one answers) and this stage's tables and queues."""
+        self.moto = endpoint.ensure_endpoint(self.aws_url)
+        os.environ.update(endpoint.aws_environment(self.aws_url, self.stage))
+        return endpoint.provision(self.stage, self.visibility_timeout)
+
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        output = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        process = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, env=env or self.env, stdout=output, stderr=subprocess.STDOUT if output else None
+        )
+        self.processes.append(process)
+        return process
+
+    def start_runtime(self, timeout: float = 120.0) -> None:
+        port = self.runtime_url.rsplit(":", 1)[1]
+        env = {**self.env, "DYNAVERA_RUNTIME_HOST": "127.0.0.1", "DYNAVERA_RUNTIME_PORT": port}
+        process = self.spawn("runtime", "-m", "mcp_container", env=env)
+        wait_for(f"{self.runtime_url}/health", process, timeout, "The runtime")
+
+    def start_gateway(self, timeout: float = 30.0) -> None:
+        process = self.spawn("gateway", "-m", "local.gateway", "--port", str(self.gateway_port))
+        wait_for(f"{self.api_url}/health", process, timeout, "The gateway")
+
+    def start_poller(self, sweep_every: float = 60.0) -> None:
+        self.spawn("poller", "-m", "local.poller", "--sweep-every", str(sweep_every))
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in reversed(self.processes):
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
