@@ -1,0 +1,86 @@
+"""Real parts for the integration tests: the AWS endpoint on 127.0.0.1:4566 (reused, or a moto
+server started here), gateways and pollers as separate processes, each suite on its own stage."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from local import endpoint
+from local.stack import Stack
+
+pytest_plugins = ["tests.fixtures.runtime"] if (Path(__file__).parent / "fixtures" / "runtime.py").exists() else []
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def create_key(stack: Stack, user: str) -> str:
+    """An API key made the way users make them: `./dynavera keys create USER`, last line."""
+    done = subprocess.run(
+        [str(ROOT / "dynavera"), "keys", "create", user], env=stack.env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+class Api:
+    """A REST client for one user of one stack."""
+
+    def __init__(self, stack: Stack, key: str | None) -> None:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.client = httpx.Client(base_url=stack.api_url, headers=headers, timeout=30)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    server = endpoint.ensure_endpoint(endpoint.DEFAULT_URL)
+    os.environ.update(endpoint.aws_environment(endpoint.DEFAULT_URL, "unused"))
+    yield endpoint.DEFAULT_URL
+    if server is not None:
+        server.stop()
+
+
+def _stack(name: str, **kwargs: Any) -> Stack:
+    return Stack(stage=f"{name}{uuid.uuid4().hex[:6]}", gateway_port=free_port(), **kwargs)
+
+
+@pytest.fixture(scope="session")
+def rest_stack(aws_endpoint: str) -> Iterator[Stack]:
+    """The gateway alone: runs are queued and stay on the queue for the tests to read."""
+    stack = _stack("rest", aws_url=aws_endpoint, runtime_url=f"http://127.0.0.1:{free_port()}")
+    stack.start_aws()
+    stack.start_gateway()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def sqs(aws_endpoint: str) -> Any:
+    return boto3.client("sqs", endpoint_url=aws_endpoint, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def alice(rest_stack: Stack) -> Api:
+    return Api(rest_stack, create_key(rest_stack, f"alice-{uuid.uuid4().hex[:6]}"))
+
+
+@pytest.fixture(scope="session")
+def bob(rest_stack: Stack) -> Api:
+    return Api(rest_stack, create_key(rest_stack, f"bob-{uuid.uuid4().hex[:6]}"))
