@@ -132,7 +132,6 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 
 
 @app.on_sqs_message(queue=settings.runs_queue_name, batch_size=1)
-@executor.metrics.log_metrics
 def run_executions(event: SQSEvent) -> dict[str, Any]:
     """One message per invocation (aws/chalice#2029: no ReportBatchItemFailures on the mapping);
     a failed record raises, so SQS redelivers it and finally sends it to the DLQ."""

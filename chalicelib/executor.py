@@ -154,7 +154,11 @@ def process_batch(event: dict[str, Any]) -> dict[str, Any]:
     """Powertools' partial batch response; when every record fails it raises, so SQS retries."""
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
-    return process_partial_response(event=event, record_handler=handle_record, processor=_batch_processor())
+    try:
+        return process_partial_response(event=event, record_handler=handle_record, processor=_batch_processor())
+    finally:
+        # Chalice's single-argument handlers cannot take Powertools' log_metrics decorator.
+        metrics.flush_metrics()
 
 
 def handle_record(record: Any) -> None:

@@ -7,6 +7,7 @@ import argparse
 import logging
 import threading
 import time
+import uuid
 from typing import Any
 
 import boto3
@@ -86,11 +87,26 @@ class Poller:
                 time.sleep(1)
 
 
+def scheduled_event() -> dict[str, Any]:
+    """An EventBridge "Scheduled Event", as the sweeper's rule delivers it."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/dynavera-sweep"],
+        "detail": {},
+    }
+
+
 def sweep_forever(sweeper: Any, every: float, stopping: threading.Event) -> None:
     """Plays the sweeper's schedule."""
     while not stopping.wait(every):
         try:
-            sweeper({}, LambdaContext(function_name="dynavera-sweep_stuck_executions"))
+            sweeper(scheduled_event(), LambdaContext(function_name="dynavera-sweep_stuck_executions"))
         except Exception:
             log.exception("the sweeper failed")
 

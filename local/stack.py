@@ -44,6 +44,7 @@ class Stack:
     aws_url: str = endpoint.DEFAULT_URL
     visibility_timeout: int | None = 30
     log_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     moto: endpoint.MotoServer | None = None
 
@@ -64,6 +65,7 @@ class Stack:
             "WEBSOCKET_ENDPOINT": f"{self.api_url}/{self.stage}",
             "POWERTOOLS_METRICS_NAMESPACE": "Dynavera",
             "PYTHONPATH": str(ROOT),
+            **self.extra_env,
         }
 
     def start_aws(self) -> dict[str, str]:

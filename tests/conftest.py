@@ -57,14 +57,14 @@ def aws_endpoint() -> Iterator[str]:
         server.stop()
 
 
-def _stack(name: str, **kwargs: Any) -> Stack:
+def make_stack(name: str, **kwargs: Any) -> Stack:
     return Stack(stage=f"{name}{uuid.uuid4().hex[:6]}", gateway_port=free_port(), **kwargs)
 
 
 @pytest.fixture(scope="session")
 def rest_stack(aws_endpoint: str) -> Iterator[Stack]:
     """The gateway alone: runs are queued and stay on the queue for the tests to read."""
-    stack = _stack("rest", aws_url=aws_endpoint, runtime_url=f"http://127.0.0.1:{free_port()}")
+    stack = make_stack("rest", aws_url=aws_endpoint, runtime_url=f"http://127.0.0.1:{free_port()}")
     stack.start_aws()
     stack.start_gateway()
     yield stack
@@ -84,3 +84,26 @@ def alice(rest_stack: Stack) -> Api:
 @pytest.fixture(scope="session")
 def bob(rest_stack: Stack) -> Api:
     return Api(rest_stack, create_key(rest_stack, f"bob-{uuid.uuid4().hex[:6]}"))
+
+
+@pytest.fixture(scope="session")
+def live_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
+    """Gateway and poller on their own stage, running against the real runtime process."""
+    stack = make_stack("live", aws_url=aws_endpoint, runtime_url=runtime.url)
+    stack.start_aws()
+    stack.start_gateway()
+    stack.start_poller()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="session")
+def runtime_down_stack(aws_endpoint: str) -> Iterator[Stack]:
+    """A stack whose runtime never answers; runs retry quickly, then fail and go to the DLQ."""
+    stack = make_stack("down", aws_url=aws_endpoint, runtime_url=f"http://127.0.0.1:{free_port()}", visibility_timeout=1)
+    stack.extra_env = {"RUNTIME_ATTEMPTS": "2", "EXECUTION_DEADLINE_SECONDS": "2"}
+    stack.start_aws()
+    stack.start_gateway()
+    stack.start_poller(sweep_every=0.5)
+    yield stack
+    stack.stop()
