@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
@@ -16,7 +17,10 @@ TERMINAL = {"execution_completed", "execution_error", "execution_stopped"}
 
 class WsClient:
     def __init__(self, stack: Stack, key: str) -> None:
-        self.ws: ClientConnection = connect(f"{stack.ws_url}?token={key}", open_timeout=10, max_size=2**20)
+        self._exit = ExitStack()
+        self.ws: ClientConnection = self._exit.enter_context(
+            connect(f"{stack.ws_url}?token={key}", open_timeout=10, max_size=2**20)
+        )
         self.frames: list[dict[str, Any]] = []
         self.received_at: list[float] = []
 
@@ -45,7 +49,7 @@ class WsClient:
         return self.until(lambda f: f.get("type") in TERMINAL and f.get("execution_id") == execution_id, timeout)
 
     def close(self) -> None:
-        self.ws.close()
+        self._exit.close()
 
 
 def seq_frames(frames: list[dict[str, Any]], execution_id: str) -> list[dict[str, Any]]:

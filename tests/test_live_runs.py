@@ -260,10 +260,16 @@ def test_malformed_frames_get_error_frames_and_the_connection_stays_open(live_st
 
 def test_start_agent_validates_input_like_rest(live_stack: Stack, user: dict[str, Any]) -> None:
     client = WsClient(live_stack, user["key"])
-    for input_data, code in (({"query": ""}, "validation_error"), ("text", "validation_error"), ({"query": "q", "x": "y" * 33_000}, "too_large")):
+    for input_data, code in (({"query": ""}, "validation_error"), ("text", "validation_error"), ({"query": "q" * 4001}, "validation_error")):
         client.send({"action": "start_agent", "agent_id": user["agent_id"], "input_data": input_data, "request_id": "v"})
         reply = client.next_frame(timeout=10)
         assert (reply["type"], reply["code"], reply["request_id"]) == ("error", code, "v")
+    # Past API Gateway's 32 KB frame limit nothing in the frame is trusted, request_id included.
+    client.send({"action": "start_agent", "agent_id": user["agent_id"], "input_data": {"query": "q", "x": "y" * 33_000}, "request_id": "v"})
+    reply = client.next_frame(timeout=10)
+    assert (reply["type"], reply["code"], reply.get("request_id")) == ("error", "too_large", None)
+    executions = user["api"].get(f"/agents/{user['agent_id']}/executions", params={"limit": 100}).json()["executions"]
+    assert not [e for e in executions if e["input_data"]["query"] in ("", "q", "q" * 4001)]
     client.close()
 
 
@@ -277,7 +283,8 @@ def test_runtime_down_fails_the_run_clearly_and_dead_letters_the_message(runtime
     )
     assert "runtime" in failed["error_message"] and "unavailable" in failed["error_message"]
     assert failed["started_at"] is None
-    events = api.get(f"/executions/{execution_id}/events").json()["events"]
+    # The status changes first (it decides which terminal event may be written), then the event.
+    events = wait_until(lambda: api.get(f"/executions/{execution_id}/events").json()["events"], 10, "the error event")
     assert [e["event_type"] for e in events] == ["error"]
     sqs = boto3.client("sqs", endpoint_url=stack.aws_url, region_name="us-east-1")
     dlq = sqs.get_queue_url(QueueName=f"dynavera-{stack.stage}-runs-dlq")["QueueUrl"]
@@ -306,7 +313,11 @@ def test_sweeper_fails_a_run_left_running_past_its_deadline(runtime_down_stack: 
 
     item = wait_until(swept, 30, "the sweeper failed the run")
     assert "deadline" in item["error_message"]
-    events = table(stack, "events").query(KeyConditionExpression="execution_id = :e", ExpressionAttributeValues={":e": execution_id})["Items"]
+    events = wait_until(
+        lambda: table(stack, "events").query(KeyConditionExpression="execution_id = :e", ExpressionAttributeValues={":e": execution_id})["Items"],
+        10,
+        "the error event",
+    )
     assert [e["event_type"] for e in events] == ["error"]
 
 

@@ -1,0 +1,225 @@
+"""infra/: every template lints clean, and created on a moto server it makes what the code expects.
+
+moto's CloudFormation drops TTL, security group egress, autoscaling, alarms and most task
+definition fields, so those are asserted from the templates themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+
+from tests.infra import code_calls
+from tests.infra.conftest import INFRA, chalice_config, substitute, template
+
+TEMPLATES = sorted(INFRA.glob("*.yaml"))
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")  # moto's skipped types, see above
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_template_passes_cfn_lint(path: Path) -> None:
+    matches = lint_file(path)
+    assert not matches, "\n".join(str(m) for m in matches)
+
+
+def _table_suffix(table_name: str) -> str:
+    from chalicelib.settings import settings
+
+    return table_name.removeprefix(f"dynavera-{settings.stage}-")
+
+
+def _key_schema(items: list[dict[str, str]]) -> dict[str, str]:
+    return {k["KeyType"]: k["AttributeName"] for k in items}
+
+
+def test_data_stack_tables_match_every_model_keys_and_indexes(aws: Any, data_stack: dict[str, Any]) -> None:
+    dynamodb = aws("dynamodb")
+    models = code_calls.models()
+    assert models, "no PynamoDB models found in chalicelib.models"
+    for model in models.values():
+        table = f"dynavera-{data_stack['stage']}-{_table_suffix(model.Meta.table_name)}"
+        described = dynamodb.describe_table(TableName=table)["Table"]
+        schema = model._get_schema()
+        assert _key_schema(described["KeySchema"]) == _key_schema(schema["key_schema"]), table
+        types = {a["AttributeName"]: a["AttributeType"] for a in described["AttributeDefinitions"]}
+        for attribute in schema["attribute_definitions"]:
+            assert types[attribute["AttributeName"]] == attribute["AttributeType"], (table, attribute)
+        indexes = {i["IndexName"]: i for i in described.get("GlobalSecondaryIndexes", [])}
+        assert set(indexes) == {i["index_name"] for i in schema["global_secondary_indexes"]}, table
+        for expected in schema["global_secondary_indexes"]:
+            index = indexes[expected["index_name"]]
+            assert _key_schema(index["KeySchema"]) == _key_schema(expected["key_schema"]), (table, index["IndexName"])
+            assert index["Projection"]["ProjectionType"] == expected["projection"]["ProjectionType"]
+        assert described["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST", table
+
+
+def test_ttl_is_declared_exactly_on_the_tables_whose_models_expire_rows() -> None:
+    declared = {
+        substitute(r["Properties"]["TableName"], {"Stage": "dev"}): r["Properties"].get("TimeToLiveSpecification")
+        for r in template("data.yaml")["Resources"].values()
+        if r["Type"] == "AWS::DynamoDB::Table"
+    }
+    for model in code_calls.models().values():
+        ttl = model._ttl_attribute()
+        spec = declared[f"dynavera-dev-{_table_suffix(model.Meta.table_name)}"]
+        if ttl is None:
+            assert spec is None, model.__name__
+        else:
+            assert spec == {"AttributeName": ttl.attr_name, "Enabled": True}, model.__name__
+
+
+def test_tables_holding_history_have_point_in_time_recovery() -> None:
+    for name in ("AgentsTable", "ExecutionsTable", "EventsTable", "ApiKeysTable"):
+        props = template("data.yaml")["Resources"][name]["Properties"]
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
+
+
+def test_runs_queue_redrives_to_its_dlq_after_the_executors_receive_limit(aws: Any, data_stack: dict[str, Any]) -> None:
+    from chalicelib.executor import MAX_RECEIVES
+
+    sqs = aws("sqs")
+    url = sqs.get_queue_url(QueueName=data_stack["outputs"]["RunsQueueName"])["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"] == data_stack["outputs"]["RunsDeadLetterQueueArn"]
+    assert int(redrive["maxReceiveCount"]) == MAX_RECEIVES
+    executor_timeouts = [
+        stage["lambda_functions"]["run_executions"]["lambda_timeout"] for stage in chalice_config()["stages"].values()
+    ]
+    assert int(attributes["VisibilityTimeout"]) >= 6 * max(executor_timeouts)
+
+
+def test_runtime_stack_puts_an_internal_alb_in_front_of_healthchecked_tasks(aws: Any, runtime_stacks: dict[str, Any]) -> None:
+    elbv2 = aws("elbv2")
+    stage = runtime_stacks["stage"]
+    (balancer,) = elbv2.describe_load_balancers(Names=[f"dynavera-{stage}-runtime"])["LoadBalancers"]
+    assert balancer["Scheme"] == "internal"
+    assert {z["SubnetId"] for z in balancer["AvailabilityZones"]} == set(runtime_stacks["subnet_ids"])
+    assert runtime_stacks["runtime"]["RuntimeUrl"] == f"http://{balancer['DNSName']}"
+    (group,) = elbv2.describe_target_groups(Names=[f"dynavera-{stage}-runtime"])["TargetGroups"]
+    assert (group["TargetType"], group["Port"], group["HealthCheckPath"]) == ("ip", 8001, "/health")
+    (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
+    assert listener["DefaultActions"][0]["TargetGroupArn"] == group["TargetGroupArn"]
+    (service,) = aws("ecs").describe_services(cluster=f"dynavera-{stage}", services=[f"dynavera-{stage}-runtime"])["services"]
+    assert service["desiredCount"] >= 1
+
+
+def test_runtime_security_groups_admit_only_the_lambda_then_only_the_alb(aws: Any, runtime_stacks: dict[str, Any]) -> None:
+    ec2 = aws("ec2")
+    lambda_group = runtime_stacks["runtime"]["LambdaSecurityGroupId"]
+    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [runtime_stacks["vpc_id"]]}])["SecurityGroups"]
+    by_source = {}
+    for group in groups:
+        for rule in group["IpPermissions"]:
+            assert not rule["IpRanges"], f"{group['GroupName']} admits an address range"
+            for pair in rule["UserIdGroupPairs"]:
+                by_source[pair["GroupId"]] = (group["GroupId"], rule["FromPort"])
+    alb_group, alb_port = by_source[lambda_group]
+    assert alb_port == 80
+    runtime_group, runtime_port = by_source[alb_group]
+    assert runtime_port == 8001
+    assert runtime_group not in by_source, "nothing may be admitted from the runtime tasks"
+
+
+def test_runtime_task_runs_the_image_pushed_to_the_registry_stack(aws: Any, runtime_stacks: dict[str, Any]) -> None:
+    stage = runtime_stacks["stage"]
+    definition = aws("ecs").describe_task_definition(taskDefinition=f"dynavera-{stage}-runtime")["taskDefinition"]
+    (container,) = definition["containerDefinitions"]
+    assert container["image"] == f"{runtime_stacks['registry']['RepositoryUri']}:{runtime_stacks['image_tag']}"
+    assert container["portMappings"][0]["containerPort"] == 8001
+    assert container["logConfiguration"]["options"]["awslogs-group"] == f"/dynavera/{stage}/runtime"
+    repository = aws("ecr").describe_repositories(repositoryNames=[runtime_stacks["registry"]["RepositoryName"]])
+    assert repository["repositories"][0]["imageTagMutability"] == "IMMUTABLE"
+
+
+def test_runtime_outputs_are_what_the_executor_config_needs(runtime_stacks: dict[str, Any]) -> None:
+    outputs = runtime_stacks["runtime"]
+    assert outputs["LambdaSubnetIds"].split(",") == runtime_stacks["subnet_ids"]
+    assert outputs["LambdaSecurityGroupId"].startswith("sg-")
+    assert outputs["RuntimeUrl"].startswith("http://")
+
+
+def _resources(kind: str) -> list[dict[str, Any]]:
+    return [r for r in template("runtime.yaml")["Resources"].values() if r["Type"] == kind]
+
+
+def test_runtime_task_is_fargate_sized_for_model_and_checks_its_own_health() -> None:
+    runtime = template("runtime.yaml")
+    (task,) = _resources("AWS::ECS::TaskDefinition")
+    props = task["Properties"]
+    assert props["RequiresCompatibilities"] == ["FARGATE"] and props["NetworkMode"] == "awsvpc"
+    assert runtime["Parameters"]["RuntimeCpu"]["Default"] >= 2048
+    assert runtime["Parameters"]["RuntimeMemory"]["Default"] >= 4096
+    (container,) = props["ContainerDefinitions"]
+    command = " ".join(container["HealthCheck"]["Command"])
+    assert "127.0.0.1:8001/health" in command
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    (service,) = _resources("AWS::ECS::Service")
+    assert service["Properties"]["LoadBalancers"] == [
+        {"ContainerName": container["Name"], "ContainerPort": 8001, "TargetGroupArn": "RuntimeTargetGroup"}
+    ]
+    assert service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def test_runtime_scales_on_cpu() -> None:
+    (target,) = _resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["Properties"]["ScalableDimension"] == "ecs:service:DesiredCount"
+    assert "RuntimeService.Name" in target["Properties"]["ResourceId"]
+    (policy,) = _resources("AWS::ApplicationAutoScaling::ScalingPolicy")
+    tracking = policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+
+
+def test_alarms_watch_the_data_stacks_dlq_and_the_runtimes_health() -> None:
+    alarms = {a["Properties"]["MetricName"]: a["Properties"] for a in _resources("AWS::CloudWatch::Alarm")}
+    dlq = template("data.yaml")["Resources"]["RunsDeadLetterQueue"]["Properties"]["QueueName"]
+    (dimension,) = alarms["ApproximateNumberOfMessagesVisible"]["Dimensions"]
+    assert substitute(dimension["Value"], {"Stage": "dev"}) == substitute(dlq, {"Stage": "dev"})
+    assert alarms["ApproximateNumberOfMessagesVisible"]["Threshold"] == 1
+    for metric in ("UnHealthyHostCount", "HealthyHostCount"):
+        names = {d["Name"] for d in alarms[metric]["Dimensions"]}
+        assert names == {"TargetGroup", "LoadBalancer"}, metric
+
+
+def test_security_group_egress_goes_only_where_each_hop_needs() -> None:
+    resources = template("runtime.yaml")["Resources"]
+    egress: dict[str, list[tuple[Any, ...]]] = {}
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::EC2::SecurityGroup":
+            for rule in resource["Properties"].get("SecurityGroupEgress", []):
+                egress.setdefault(name, []).append(_rule(rule))
+        if resource["Type"] == "AWS::EC2::SecurityGroupEgress":
+            group = _logical_id(resource["Properties"]["GroupId"])
+            egress.setdefault(group, []).append(_rule(resource["Properties"]))
+    assert sorted(egress["LambdaSecurityGroup"]) == [(80, "AlbSecurityGroup"), (443, "0.0.0.0/0")]
+    assert egress["AlbSecurityGroup"] == [(8001, "RuntimeSecurityGroup")]
+    assert egress["RuntimeSecurityGroup"] == [(443, "0.0.0.0/0")]
+
+
+def _logical_id(get_att: str | list[str]) -> str:
+    """The resource a !GetAtt names, in either of its YAML forms."""
+    return get_att.split(".")[0] if isinstance(get_att, str) else get_att[0]
+
+
+def _rule(rule: dict[str, Any]) -> tuple[Any, ...]:
+    target = rule.get("CidrIp") or _logical_id(rule["DestinationSecurityGroupId"])
+    assert rule["FromPort"] == rule["ToPort"]
+    return (rule["FromPort"], target)
+
+
+def test_task_roles_grant_only_image_pull_and_log_writes() -> None:
+    resources = template("runtime.yaml")["Resources"]
+    assert "Policies" not in resources["TaskRole"]["Properties"], "the runtime calls no AWS API"
+    (policy,) = resources["TaskExecutionRole"]["Properties"]["Policies"]
+    statements = policy["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert {a.split(":")[0] for a in actions} == {"ecr", "logs"}
+    wildcard = [s for s in statements if s["Resource"] == "*"]
+    assert [s["Action"] for s in wildcard] == ["ecr:GetAuthorizationToken"]
+    repository = template("registry.yaml")["Resources"]["RuntimeRepository"]["Properties"]["RepositoryName"]
+    pull = next(s for s in statements if "ecr:BatchGetImage" in s["Action"])
+    assert pull["Resource"].endswith(f":repository/{repository}")

@@ -1,0 +1,25 @@
+"""/mcp through the MCP SDK's own client, over streamable HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mcp import Client
+
+
+async def _list_and_search(url: str) -> tuple[set[str], Any]:
+    async with Client(f"{url}/mcp") as client:
+        tools = await client.list_tools()
+        found = await client.call_tool("search_documents", {"query": "motion artefacts", "collection": "fnirs", "top_k": 2})
+        return {tool.name for tool in tools.tools}, found
+
+
+def test_mcp_client_lists_the_tools_and_gets_search_results(runtime: Any) -> None:
+    names, found = asyncio.run(_list_and_search(runtime.url))
+    assert {"search_documents", "ask"} <= names
+    assert not found.is_error
+    passages = found.structured_content["result"]
+    assert len(passages) == 2
+    assert passages[0]["source"] == "05-motion-artefacts.md"
+    assert {"source", "chunk_id", "score", "text"} <= set(passages[0])
