@@ -14,6 +14,8 @@ from chalicelib.errors import DynaveraError, error_body, error_response, normali
 from chalicelib.settings import settings
 
 app = Chalice(app_name="dynavera")
+# Chalice 1.34 still ships WebSocket support behind this flag; without it `chalice package` refuses.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 logger = Logger(service="dynavera")
 
 

@@ -1,0 +1,181 @@
+"""Dynavera's benchmarks (DESIGN §10): each figure a ratio or a delta measured in this one run.
+
+    .venv/bin/python bench/run.py            (or: make bench, ./dynavera bench)
+
+Needs the prepared model and the demo collection (make model corpus); starts its own stack
+on a stage of its own, reusing the AWS endpoint on 127.0.0.1:4566 or starting moto there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.sync.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.taps import Tap  # noqa: E402
+from local import endpoint  # noqa: E402
+from local.stack import Stack, wait_for  # noqa: E402
+
+QUERY = "Explain in detail how fNIRS measures brain activity, and what limits it."
+CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 200, "temperature": 0}
+RUNS = 3
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def import_app_ms() -> list[float]:
+    probe = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
+    return [float(subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout) for _ in range(7)]
+
+
+def median_ms(call: Any, n: int) -> float:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = call()
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code < 300, response.text
+    return statistics.median(times)
+
+
+def ws_run(stack: Stack, key: str, agent_id: str, query: str, stop_after_first_token: bool = False) -> dict[str, Any]:
+    """One run seen from a WebSocket client: wall time, first token time, the answer."""
+    with connect(f"{stack.ws_url}?token={key}", max_size=2**20) as ws:
+        started = time.monotonic()
+        ws.send(json.dumps({"action": "start_agent", "agent_id": agent_id, "input_data": {"query": query}}))
+        first_token = stop_sent = None
+        execution_id = None
+        while True:
+            frame = json.loads(ws.recv(timeout=300))
+            if frame["type"] == "execution_started":
+                execution_id = frame["execution_id"]
+            elif frame.get("event_type") == "token" and first_token is None:
+                first_token = time.monotonic()
+                if stop_after_first_token:
+                    stop_sent = time.monotonic()
+                    ws.send(json.dumps({"action": "stop_agent", "execution_id": execution_id}))
+            elif frame["type"] in ("execution_completed", "execution_error", "execution_stopped"):
+                ended = time.monotonic()
+                return {
+                    "wall": ended - started,
+                    "first_token": first_token,
+                    "stop_latency": ended - stop_sent if stop_sent else None,
+                    "frame": frame,
+                    "execution_id": execution_id,
+                }
+
+
+def in_process_run(engine: Any, ask_config: Any) -> tuple[float, str]:
+    started = time.monotonic()
+    passages = engine.retrieve(QUERY, ask_config.collection, ask_config.top_k)
+    answer = "".join(engine.generate(QUERY, passages, ask_config))
+    return time.monotonic() - started, answer
+
+
+def main() -> int:
+    report: dict[str, Any] = {}
+    imports = import_app_ms()
+    report["import app (ms, median of 7)"] = round(statistics.median(imports), 1)
+
+    aws_server = endpoint.ensure_endpoint(endpoint.DEFAULT_URL)
+    aws_tap = Tap(int(endpoint.DEFAULT_URL.rsplit(":", 1)[1]))
+    runtime_port = free_port()
+    runtime_tap = Tap(runtime_port)
+    stack = Stack(
+        stage=f"bench{uuid.uuid4().hex[:6]}", gateway_port=free_port(), aws_url=aws_tap.url,
+        runtime_url=runtime_tap.url, log_dir=ROOT / "build" / "logs" / "bench",
+    )
+    try:
+        stack.start_aws()
+        env = {**stack.env, "DYNAVERA_RUNTIME_HOST": "127.0.0.1", "DYNAVERA_RUNTIME_PORT": str(runtime_port)}
+        started = time.monotonic()
+        runtime = stack.spawn("runtime", "-m", "mcp_container", env=env)
+        wait_for(f"http://127.0.0.1:{runtime_port}/health", runtime, 120, "The runtime")
+        report["runtime healthy after start (s)"] = round(time.monotonic() - started, 2)
+        stack.start_gateway()
+
+        os.environ.update(endpoint.aws_environment(aws_tap.url, stack.stage))
+        from chalicelib.auth import create_api_key
+
+        key = create_api_key("bench")
+        api = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"})
+        agent_id = api.post("/agents", json={"name": "bench", "config": CONFIG}).json()["agent_id"]
+        report["GET /agents/{id} via gateway (ms, median of 50)"] = round(median_ms(lambda: api.get(f"/agents/{agent_id}"), 50), 1)
+        scratch = api.post("/agents", json={"name": "scratch"}).json()["agent_id"]
+        report["POST /agents/{id}/executions via gateway (ms, median of 50)"] = round(
+            median_ms(lambda: api.post(f"/agents/{scratch}/executions", json={"input_data": {"query": "x"}}), 50), 1
+        )
+        # The poller starts after the REST figures, and the runs they queued are dropped unrun.
+        import boto3
+
+        sqs = boto3.client("sqs")
+        sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=f"dynavera-{stack.stage}-runs")["QueueUrl"])
+        stack.start_poller()
+
+        from mcp_container.config import Settings
+        from mcp_container.engine import AskConfig, Engine
+
+        engine = Engine(Settings.from_env({**os.environ, "DYNAVERA_RAG_DB": str(ROOT / "build" / "rag_db")}))
+        engine.load()
+        agent_config = api.get(f"/agents/{agent_id}").json()["config"]
+        ask_config = AskConfig(**agent_config)
+
+        ws_run(stack, key, agent_id, QUERY)  # warm both paths once
+        in_process_run(engine, ask_config)
+        platform, direct, deltas, writes, tokens = [], [], [], [], []
+        for _ in range(RUNS):
+            wall, answer = in_process_run(engine, ask_config)
+            direct.append(wall)
+            aws_tap.reset()
+            runtime_tap.reset()
+            run = ws_run(stack, key, agent_id, QUERY)
+            platform.append(run["wall"])
+            deltas.append((run["first_token"] - runtime_tap.first_token_at) * 1000)
+            output = run["frame"]["output_data"]
+            assert output["answer"] == answer, "the platform and the in-process call must produce the same tokens"
+            tokens.append(output["usage"].get("completion_tokens"))
+            time.sleep(0.5)  # let the executor's last writes land before counting them
+            writes.append(aws_tap.writes)
+        report["completion tokens per run"] = tokens
+        report["full run via WebSocket (s, median)"] = round(statistics.median(platform), 3)
+        report["same retrieval + generation in-process (s, median)"] = round(statistics.median(direct), 3)
+        report["platform overhead ratio (goal <= 1.10)"] = round(statistics.median(platform) / statistics.median(direct), 3)
+        report["first token: client minus runtime (ms, median; goal <= 150)"] = round(statistics.median(deltas), 1)
+        report["DynamoDB writes per execution, start included (median; goal <= 15)"] = statistics.median(writes)
+        stops = [ws_run(stack, key, agent_id, QUERY, stop_after_first_token=True)["stop_latency"] * 1000 for _ in range(RUNS)]
+        report["stop latency, stop_agent sent to execution_stopped (ms, median)"] = round(statistics.median(stops), 1)
+    finally:
+        stack.stop()
+        if aws_server is not None:
+            aws_server.stop()
+
+    width = max(len(k) for k in report)
+    for name, value in report.items():
+        print(f"{name:<{width}}  {value}")
+    runtime_bench = ROOT / "bench" / "runtime_bench.py"
+    if runtime_bench.exists():
+        print("\nRuntime benchmark:", flush=True)
+        return subprocess.run([sys.executable, str(runtime_bench)], cwd=ROOT).returncode
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Loopback TCP taps for the benchmarks: forward a port unchanged while noting what passes.
+
+One tap sits in front of the runtime and notes when the first token line leaves it; one sits
+in front of the AWS endpoint and counts DynamoDB write requests. Both only read the bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+
+TOKEN = re.compile(rb'"type":\s*"token"')
+WRITES = re.compile(rb"X-Amz-Target: DynamoDB_20120810\.(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems)", re.I)
+
+
+class Tap:
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.first_token_at: float | None = None
+        self.writes = 0
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._serve, daemon=True).start()
+        self._ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        self.first_token_at = None
+        self.writes = 0
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(
+            self._pipe(client_reader, server_writer, upstream=True),
+            self._pipe(server_reader, client_writer, upstream=False),
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
+        try:
+            while data := await reader.read(65536):
+                if upstream:
+                    self.writes += len(WRITES.findall(data))
+                elif self.first_token_at is None and TOKEN.search(data):
+                    self.first_token_at = time.monotonic()
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
