@@ -35,31 +35,36 @@ STOP_POLL_SECONDS = 0.2
 
 
 class TokenCoalescer:
-    """Token text joined into few events: the first piece at once (first-token latency), then
-    pieces at a growing interval, so a 200-token answer is a handful of writes."""
+    """Token text joined into few events: the first piece at once (first-token latency), then a
+    piece per share of the answer's token budget, so a 200-token answer is about seven writes
+    however fast the model runs. A stalled stream or a long piece is written early."""
 
-    def __init__(self, first_interval: float = 0.1, growth: float = 1.6, max_interval: float = 1.5, max_chars: int = 2000) -> None:
-        self.interval = first_interval
-        self.growth = growth
-        self.max_interval = max_interval
+    def __init__(self, max_tokens: int, pieces: int = 6, max_wait: float = 5.0, max_chars: int = 2000) -> None:
+        self.quota = max(1, min(40, -(-max_tokens // pieces)))
+        self.max_wait = max_wait
         self.max_chars = max_chars
         self.text = ""
+        self.count = 0
         self.last_flush: float | None = None
 
     def add(self, text: str) -> str | None:
-        """Buffer text; return what should be written now, if anything."""
+        """Buffer one token's text; return what should be written now, if anything."""
         self.text += text
+        self.count += 1
         moment = time.monotonic()
-        due = self.last_flush is None or moment - self.last_flush >= self.interval
-        if not (due or len(self.text) >= self.max_chars):
+        due = (
+            self.last_flush is None
+            or self.count >= self.quota
+            or len(self.text) >= self.max_chars
+            or moment - self.last_flush >= self.max_wait
+        )
+        if not due:
             return None
-        if self.last_flush is not None:
-            self.interval = min(self.interval * self.growth, self.max_interval)
         self.last_flush = moment
         return self.drain()
 
     def drain(self) -> str | None:
-        text, self.text = self.text, ""
+        text, self.text, self.count = self.text, "", 0
         return text or None
 
 
@@ -102,7 +107,7 @@ class Run:
             stop_watch.set()
 
     def _consume(self, payload: dict[str, Any]) -> None:
-        tokens = TokenCoalescer()
+        tokens = TokenCoalescer(int(payload["config"].get("max_tokens", 256)))
         with runtime_client.stream_run(payload) as stream:
             for item in stream:
                 kind = item.get("type")

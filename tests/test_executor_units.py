@@ -28,8 +28,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-def coalesce(clock: FakeClock, tokens: list[str], seconds_apart: float) -> list[str]:
-    coalescer = executor.TokenCoalescer()
+def coalesce(clock: FakeClock, tokens: list[str], seconds_apart: float, max_tokens: int = 200) -> list[str]:
+    coalescer = executor.TokenCoalescer(max_tokens)
     pieces = []
     for token in tokens:
         piece = coalescer.add(token)
@@ -41,23 +41,32 @@ def coalesce(clock: FakeClock, tokens: list[str], seconds_apart: float) -> list[
 
 
 def test_first_token_is_written_at_once(clock: FakeClock) -> None:
-    coalescer = executor.TokenCoalescer()
+    coalescer = executor.TokenCoalescer(200)
     assert coalescer.add("Hello") == "Hello"
     assert coalescer.add(" world") is None
 
 
-def test_a_200_token_answer_is_a_handful_of_writes_and_loses_nothing(clock: FakeClock) -> None:
+@pytest.mark.parametrize("seconds_apart", [0.0, 0.015, 0.1])
+def test_a_200_token_answer_is_a_handful_of_writes_and_loses_nothing(clock: FakeClock, seconds_apart: float) -> None:
     tokens = [f"t{i} " for i in range(200)]
-    pieces = coalesce(clock, tokens, seconds_apart=0.015)  # 3 s of generation
+    pieces = coalesce(clock, tokens, seconds_apart)  # from instant to 20 s of generation
     assert "".join(pieces) == "".join(tokens)
-    assert len(pieces) <= 9
+    assert len(pieces) <= 8
+
+
+def test_a_stalled_stream_still_shows_progress(clock: FakeClock) -> None:
+    coalescer = executor.TokenCoalescer(2048)
+    assert coalescer.add("first") == "first"
+    assert coalescer.add(" slow") is None
+    clock.now += 5.5
+    assert coalescer.add(" token") == " slow token"
 
 
 def test_fast_tokens_are_bounded_by_size(clock: FakeClock) -> None:
     tokens = ["x" * 100] * 100
-    pieces = coalesce(clock, tokens, seconds_apart=0.0)
+    pieces = coalesce(clock, tokens, seconds_apart=0.0, max_tokens=2048)
     assert "".join(pieces) == "".join(tokens)
-    assert max(len(p) for p in pieces[:-1]) <= executor.TokenCoalescer().max_chars + 100
+    assert max(len(p) for p in pieces) <= executor.TokenCoalescer(2048).max_chars + 100
 
 
 def test_completion_frame_bounds_source_excerpts() -> None:
