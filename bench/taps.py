@@ -12,7 +12,7 @@ import threading
 import time
 
 TOKEN = re.compile(rb'"type":\s*"token"')
-WRITES = re.compile(rb"X-Amz-Target: DynamoDB_20120810\.(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems)", re.I)
+WRITES = re.compile(rb"X-Amz-Target: DynamoDB_20120810\.(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems)", re.IGNORECASE)
 
 
 class Tap:

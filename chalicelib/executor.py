@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from functools import cache
 from datetime import timedelta
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics

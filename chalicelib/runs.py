@@ -142,10 +142,9 @@ def stop(user_id: str, execution_id: str) -> Execution:
     """Stop a run: a pending one ends here and never reaches the runtime; a running one is
     flagged, and the executor watching the flag cancels its generation."""
     execution = get(user_id, execution_id)
-    if execution.status == "pending":
-        if transition(execution, "stopped", Execution.stop_requested.set(True)):
-            finish_event(execution.execution_id, "stopped", {"reason": "stopped before it ran"})
-            return execution
+    if execution.status == "pending" and transition(execution, "stopped", Execution.stop_requested.set(True)):
+        finish_event(execution.execution_id, "stopped", {"reason": "stopped before it ran"})
+        return execution
     if execution.status == "running":
         try:
             execution.update(

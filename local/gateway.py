@@ -6,13 +6,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import json
 import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
@@ -49,7 +48,7 @@ class _Client:
     websocket: WebSocket
     source_ip: str
     connected_at: str = field(
-        default_factory=lambda: datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z")
     )
     last_active_at: str = ""
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -161,7 +160,7 @@ class Gateway:
         try:
             while True:
                 text = await websocket.receive_text()
-                self.clients[connection_id].last_active_at = datetime.now(timezone.utc).isoformat()
+                self.clients[connection_id].last_active_at = datetime.now(UTC).isoformat()
                 event = self._ws_event("$default", "MESSAGE", connection_id, websocket, text)
                 await self._invoke_ws("message", event)
         except WebSocketDisconnect:

@@ -8,9 +8,9 @@ import pytest
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from chalicelib import executor  # noqa: E402
-from chalicelib.fanout import EXCERPT_CHARS, frame_for  # noqa: E402
-from chalicelib.models import Event  # noqa: E402
+from chalicelib import executor
+from chalicelib.fanout import EXCERPT_CHARS, frame_for
+from chalicelib.models import Event
 
 
 class FakeClock:
