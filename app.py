@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from chalice import Chalice, Rate, Response
 from chalice.app import Request, SQSEvent, WebsocketEvent
 
 from chalicelib import agents, auth, executor, runs, validation, websocket
 from chalicelib.errors import DynaveraError, error_body, error_response, normalise_response
 from chalicelib.settings import settings
+from chalicelib.telemetry import flush, logger
 
 app = Chalice(app_name="dynavera")
 # Chalice 1.34 still ships WebSocket support behind this flag; without it `chalice package` refuses.
 app.experimental_feature_flags.update(["WEBSOCKETS"])
-logger = Logger(service="dynavera")
 
 
 @app.middleware("http")
@@ -29,6 +28,8 @@ def http_boundary(request: Request, get_response: Any) -> Response:
         response = get_response(request)
     except DynaveraError as err:
         response = error_response(err)
+    finally:
+        flush()
     return normalise_response(response)
 
 
@@ -125,7 +126,10 @@ def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
     logger.set_correlation_id(event.to_dict()["requestContext"].get("requestId"))
-    websocket.handle_frame(event.connection_id, event.body)
+    try:
+        websocket.handle_frame(event.connection_id, event.body)
+    finally:
+        flush()
 
 
 @app.on_ws_disconnect()

@@ -14,8 +14,6 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import runtime_client
@@ -25,9 +23,7 @@ from chalicelib.fanout import frame_for, post_to_subscribers
 from chalicelib.models import Execution
 from chalicelib.runs import TERMINAL, finish_event, transition
 from chalicelib.settings import settings
-
-logger = Logger(service="dynavera")
-metrics = Metrics(namespace="Dynavera", service="executor")
+from chalicelib.telemetry import count, flush, logger
 
 # The runs queue's redrive sends a message to the DLQ after this many receives (infra/data.yaml).
 MAX_RECEIVES = 3
@@ -85,7 +81,7 @@ class Run:
         """Exactly one terminal status and event: the conditional status change decides."""
         if transition(self.execution, status, *actions):
             self.emit(event_type, content)
-            metrics.add_metric(name=f"Executions{status.capitalize()}", unit=MetricUnit.Count, value=1)
+            count(f"Executions{status.capitalize()}")
 
     def execute(self) -> None:
         self.emit("started", {"agent_id": self.execution.agent_id})
@@ -162,8 +158,7 @@ def process_batch(event: dict[str, Any]) -> dict[str, Any]:
     try:
         return process_partial_response(event=event, record_handler=handle_record, processor=_batch_processor())
     finally:
-        # Chalice's single-argument handlers cannot take Powertools' log_metrics decorator.
-        metrics.flush_metrics()
+        flush()
 
 
 def handle_record(record: Any) -> None:
@@ -171,6 +166,7 @@ def handle_record(record: Any) -> None:
     message = json.loads(record.body)
     receives = int(record.attributes.approximate_receive_count or 1)
     execution_id = message["execution_id"]
+    logger.set_correlation_id(record.message_id)
     logger.append_keys(execution_id=execution_id)
     try:
         run_execution(execution_id, receives)
@@ -194,12 +190,12 @@ def run_execution(execution_id: str, receives: int) -> None:
             message = f"{err} Gave up after {receives} deliveries."
             if transition(execution, "failed", Execution.error_message.set(message)):
                 finish_event(execution_id, "error", {"message": message})
-                metrics.add_metric(name="ExecutionsFailed", unit=MetricUnit.Count, value=1)
+                count("ExecutionsFailed")
         raise
     if not transition(execution, "running"):
         logger.info("another delivery claimed the run", extra={"status": execution.status})
         return
-    metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=1)
+    count("ExecutionsStarted")
     Run(execution).execute()
 
 

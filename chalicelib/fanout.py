@@ -9,13 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.aws import connections_api
 from chalicelib.models import Connection, Event, Subscription
-
-logger = Logger(service="dynavera")
+from chalicelib.telemetry import count, logger
 
 # API Gateway refuses frames over 32 KB; source excerpts in the completion frame are cut to fit.
 EXCERPT_CHARS = 400
@@ -70,8 +68,10 @@ def post_to_connection(endpoint: str, connection_id: str, frame: dict[str, Any])
         client.post_to_connection(ConnectionId=connection_id, Data=data)
     except client.exceptions.GoneException:
         logger.info("connection gone", extra={"connection_id": connection_id})
+        count("GoneConnections")
         forget_connection(connection_id)
         return False
+    count("EventsSent")
     return True
 
 

@@ -19,6 +19,7 @@ from chalicelib.events import append_event, last_seq, list_events
 from chalicelib.fanout import frame_for, post_to_subscribers
 from chalicelib.models import Event, Execution, IdempotencyRecord
 from chalicelib.pagination import query_page
+from chalicelib.telemetry import count
 
 TRANSITIONS: dict[str, set[str]] = {
     "pending": {"running", "stopped", "failed"},
@@ -67,6 +68,7 @@ def start(
         created_at=now_iso(),
     )
     execution.save(condition=Execution.execution_id.does_not_exist())
+    count("ExecutionsCreated")
     message = {"execution_id": execution_id, "agent_id": agent.agent_id, "user_id": user_id}
     try:
         aws.sqs().send_message(QueueUrl=aws.runs_queue_url(), MessageBody=json.dumps(message))
@@ -144,6 +146,7 @@ def stop(user_id: str, execution_id: str) -> Execution:
     execution = get(user_id, execution_id)
     if execution.status == "pending" and transition(execution, "stopped", Execution.stop_requested.set(True)):
         finish_event(execution.execution_id, "stopped", {"reason": "stopped before it ran"})
+        count("ExecutionsStopped")
         return execution
     if execution.status == "running":
         try:
