@@ -19,6 +19,7 @@ from chalicelib.events import list_events
 from chalicelib.fanout import forget_connection, frame_for, post_to_connection
 from chalicelib.models import Connection, Subscription
 from chalicelib.settings import settings
+from chalicelib.telemetry import logger
 
 # API Gateway closes a connection after 2 hours; rows outlive it a little, then expire.
 CONNECTION_TTL = timedelta(hours=2, minutes=10)
@@ -67,6 +68,10 @@ def handle_frame(connection_id: str, body: str | None) -> None:
         handler(connection, frame)
     except DynaveraError as err:
         post_to_connection(connection.endpoint, connection_id, error_frame(err, request_id))
+    except Exception:  # noqa: BLE001 - logged with its traceback just below
+        # The boundary of a frame: the client hears that it failed, the connection stays open.
+        logger.exception("frame failed", extra={"connection_id": connection_id})
+        post_to_connection(connection.endpoint, connection_id, error_frame(DynaveraError("An internal error occurred."), request_id))
 
 
 def _parse(body: str | None) -> dict[str, Any]:
@@ -90,22 +95,16 @@ def _ping(connection: Connection, frame: dict[str, Any]) -> None:
 def _start_agent(connection: Connection, frame: dict[str, Any]) -> None:
     if "agent_id" not in frame:
         raise Invalid("'agent_id' is required.")
-    key = frame.get("request_id")
-    execution = runs.start(
-        connection.user_id,
-        str(frame["agent_id"]),
-        {"input_data": frame.get("input_data")} if "input_data" in frame else {},
-        # A client resending a start with the same request_id gets the same execution.
-        validation.idempotency_key(f"ws:{key}") if isinstance(key, str) else None,
-    )
+    body = {"input_data": frame["input_data"]} if "input_data" in frame else {}
+    execution = runs.start(connection.user_id, str(frame["agent_id"]), body, idempotency_key=None)
     started: dict[str, Any] = {
         "type": "execution_started",
         "execution_id": execution.execution_id,
         "agent_id": execution.agent_id,
         "status": execution.status,
     }
-    if key is not None:
-        started["request_id"] = key
+    if frame.get("request_id") is not None:
+        started["request_id"] = frame["request_id"]
     post_to_connection(connection.endpoint, connection.connection_id, started)
     subscribe(connection, execution.execution_id, 0)
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
+import logging
 import re
 import time
 import uuid
@@ -24,6 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from local.lambda_runtime import LambdaContext, rest_lock
 
+log = logging.getLogger("dynavera.gateway")
 _JSON_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 
 
@@ -162,7 +165,12 @@ class Gateway:
                 text = await websocket.receive_text()
                 self.clients[connection_id].last_active_at = datetime.now(UTC).isoformat()
                 event = self._ws_event("$default", "MESSAGE", connection_id, websocket, text)
-                await self._invoke_ws("message", event)
+                try:
+                    await self._invoke_ws("message", event)
+                except Exception:
+                    # What API Gateway does when the $default Lambda fails: say so, stay open.
+                    log.exception("the $default handler failed")
+                    await websocket.send_text(json.dumps({"message": "Internal server error", "connectionId": connection_id}))
         except WebSocketDisconnect:
             pass
         finally:
