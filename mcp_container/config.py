@@ -1,0 +1,79 @@
+"""The runtime's settings, read from the environment once and passed to everything else."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_MODEL = Path("build/models/SmolLM2-135M-Instruct.Q4_1.starcoder.gguf")
+DEFAULT_EMBEDDER = Path("build/models/all-MiniLM-L6-v2.onnx")
+DEFAULT_RAG_DB = Path("build/rag_db")
+DEFAULT_COLLECTION = "fnirs"
+
+
+class ConfigError(ValueError):
+    """A setting in the environment cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_path: Path = DEFAULT_MODEL
+    embedder_path: Path = DEFAULT_EMBEDDER
+    rag_db: Path = DEFAULT_RAG_DB
+    host: str = "0.0.0.0"
+    port: int = 8001
+    # Executions allowed to wait behind the running one before /execute answers 429.
+    queue_size: int = 4
+    # None lets llama.cpp pick; ECS task sizes differ from laptops.
+    n_threads: int | None = None
+    default_collection: str = DEFAULT_COLLECTION
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        threads = env.get("DYNAVERA_THREADS")
+        return cls(
+            model_path=Path(env.get("DYNAVERA_MODEL", str(DEFAULT_MODEL))),
+            embedder_path=Path(env.get("DYNAVERA_EMBEDDER", str(DEFAULT_EMBEDDER))),
+            rag_db=Path(env.get("DYNAVERA_RAG_DB", str(DEFAULT_RAG_DB))),
+            host=env.get("DYNAVERA_RUNTIME_HOST", "0.0.0.0"),
+            port=_int(env, "DYNAVERA_RUNTIME_PORT", 8001),
+            queue_size=_int(env, "DYNAVERA_QUEUE_SIZE", 4),
+            n_threads=None if threads is None else _int(env, "DYNAVERA_THREADS", 0),
+        )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def go_offline() -> None:
+    """Forbid the Hugging Face libraries and ChromaDB from reaching the network.
+
+    Set before they are imported: both read these variables at import time, and the
+    runtime must never fetch anything at run time (DESIGN.md §6).
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+def configure_logging(line_format: str) -> None:
+    """For entry points: the runtime's own messages at INFO, the libraries' only when they warn."""
+    logging.basicConfig(level=logging.WARNING, format=line_format)
+    # An entry point run with `python -m` logs as __main__, not under mcp_container.
+    for name in ("mcp_container", "__main__"):
+        logging.getLogger(name).setLevel(logging.INFO)

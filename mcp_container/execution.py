@@ -1,0 +1,180 @@
+"""One execution as the runtime sees it: the request, then its events (progress, tokens, result).
+
+/execute streams these events as NDJSON and the MCP `ask` tool collects them; both go
+through the scheduler, so the model serves one of them at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_container.engine import AskConfig, Engine
+from mcp_container.llm import GenerationError, Usage
+from mcp_container.rag import Passage, UnknownCollection
+from mcp_container.scheduler import Job, Scheduler
+
+Event = dict[str, Any]
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 4000  # DESIGN.md §3
+MAX_TOP_K = 20
+MAX_TOKENS = 2048
+
+
+class InvalidRequest(ValueError):
+    """The body of /execute is unusable; `code` is one of DESIGN.md §3's error codes."""
+
+    def __init__(self, message: str, code: str = "validation_error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    execution_id: str
+    query: str
+    config: AskConfig
+    agent_id: str | None = None
+
+    @classmethod
+    def parse(cls, body: Any, default_collection: str) -> ExecuteRequest:
+        if not isinstance(body, dict):
+            raise InvalidRequest("the body must be a JSON object")
+        query = body.get("query")
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidRequest("query is required and must be a non-empty string")
+        if len(query) > MAX_QUERY_CHARS:
+            raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters", code="too_large")
+        execution_id = body.get("execution_id") or str(uuid.uuid4())
+        if not isinstance(execution_id, str):
+            raise InvalidRequest("execution_id must be a string")
+        agent_id = body.get("agent_id")
+        return cls(
+            execution_id=execution_id,
+            query=query,
+            config=parse_config(body.get("config"), default_collection),
+            agent_id=agent_id if isinstance(agent_id, str) else None,
+        )
+
+
+def parse_config(raw: Any, default_collection: str) -> AskConfig:
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise InvalidRequest("config must be an object")
+    defaults = AskConfig(collection=default_collection)
+    system_prompt = raw.get("system_prompt")
+    if system_prompt is not None and not isinstance(system_prompt, str):
+        raise InvalidRequest("config.system_prompt must be a string")
+    collection = raw.get("collection") or default_collection
+    if not isinstance(collection, str):
+        raise InvalidRequest("config.collection must be a string")
+    return AskConfig(
+        collection=collection,
+        system_prompt=system_prompt or None,
+        top_k=_number(raw, "top_k", int, 1, MAX_TOP_K, defaults.top_k),
+        max_tokens=_number(raw, "max_tokens", int, 1, MAX_TOKENS, defaults.max_tokens),
+        temperature=_number(raw, "temperature", float, 0.0, 2.0, defaults.temperature),
+    )
+
+
+def _number(raw: dict[str, Any], key: str, kind: type, low: float, high: float, default: Any) -> Any:
+    value = raw.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not float(value).is_integer()):
+        raise InvalidRequest(f"config.{key} must be {'an integer' if kind is int else 'a number'}")
+    if not low <= value <= high:
+        raise InvalidRequest(f"config.{key} must be between {low:g} and {high:g}")
+    return kind(value)
+
+
+def progress(stage: str, message: str) -> Event:
+    return {"type": "progress", "stage": stage, "message": message}
+
+
+async def run_execution(engine: Engine, scheduler: Scheduler, job: Job, request: ExecuteRequest) -> AsyncIterator[Event]:
+    """The events of one admitted execution; always gives up its place when it ends."""
+    try:
+        if not scheduler.is_running(job):
+            yield progress("queued", "waiting for the model to finish another execution")
+        if not await scheduler.wait_turn(job):
+            yield {"type": "cancelled"}
+            return
+        config = request.config
+        yield progress("retrieving", f"searching collection {config.collection!r}")
+        started = time.perf_counter()
+        passages = await asyncio.to_thread(engine.retrieve, request.query, config.collection, config.top_k)
+        retrieval_ms = _ms_since(started)
+        yield progress("generating", f"answering from {len(passages)} passages")
+        started = time.perf_counter()
+        usage = Usage()
+        answer: list[str] = []
+        tokens = engine.generate(request.query, passages, config, job.stop, usage)
+        async for text in _from_thread(tokens):
+            answer.append(text)
+            yield {"type": "token", "text": text}
+        if job.cancelled:
+            yield {"type": "cancelled"}
+            return
+        yield {"type": "result", "output": _output("".join(answer), passages, usage, retrieval_ms, _ms_since(started))}
+    except (UnknownCollection, GenerationError) as error:
+        yield {"type": "error", "message": str(error)}
+    except Exception as error:  # the stream's last line must say what happened, not just stop
+        log.exception("execution %s failed", job.execution_id)
+        yield {"type": "error", "message": f"runtime error: {error}"}
+    finally:
+        scheduler.finish(job)
+
+
+def _output(answer: str, passages: list[Passage], usage: Usage, retrieval_ms: float, generation_ms: float) -> Event:
+    return {
+        "answer": answer.strip(),
+        "sources": [p.to_dict() for p in passages],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "retrieval_ms": retrieval_ms,
+            "generation_ms": generation_ms,
+        },
+    }
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+_DONE = object()
+
+
+async def _from_thread(tokens: Iterator[str]) -> AsyncIterator[str]:
+    """Iterate a blocking token stream in a thread and hand each token over as soon as it exists."""
+    loop = asyncio.get_running_loop()
+    handoff: asyncio.Queue[object] = asyncio.Queue()
+
+    def hand_over(item: object) -> None:
+        try:
+            loop.call_soon_threadsafe(handoff.put_nowait, item)
+        except RuntimeError:  # the loop has closed (server shutdown): nobody is listening
+            pass
+
+    def pump() -> None:
+        try:
+            for text in tokens:
+                hand_over(text)
+            hand_over(_DONE)
+        except Exception as error:  # noqa: BLE001 - re-raised on the loop's side
+            hand_over(error)
+
+    threading.Thread(target=pump, name="generation", daemon=True).start()
+    while (item := await handoff.get()) is not _DONE:
+        if isinstance(item, BaseException):
+            raise item
+        yield str(item)

@@ -1,0 +1,131 @@
+"""The runtime's HTTP API (DESIGN.md §6): /health, /execute (NDJSON), cancel, and /mcp.
+
+`python -m mcp_container.server` (or `python -m mcp_container`) serves it with uvicorn on
+DYNAVERA_RUNTIME_HOST:DYNAVERA_RUNTIME_PORT, 0.0.0.0:8001 by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from mcp_container.config import Settings, configure_logging
+from mcp_container.engine import Engine
+from mcp_container.execution import Event, ExecuteRequest, InvalidRequest, run_execution
+from mcp_container.runtime import Runtime
+from mcp_container.scheduler import AlreadyRunning, QueueFull, Scheduler
+from mcp_container.tools import create_mcp_server
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024  # input_data is at most 32 KiB (DESIGN.md §3), plus config
+RETRY_AFTER_SECONDS = 5
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+class EventStream(StreamingResponse):
+    """NDJSON events, one line per body chunk, so each token leaves as soon as it exists.
+
+    `on_close` runs however the response ends, even if the client left before the first
+    event was produced and the event generator's own `finally` never ran.
+    """
+
+    media_type = "application/x-ndjson"
+
+    def __init__(self, events: AsyncIterator[Event], on_close: Callable[[], None]) -> None:
+        super().__init__(_ndjson(events), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+async def _ndjson(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
+    async for event in events:
+        yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
+    runtime = Runtime(engine or Engine(settings), Scheduler(settings.queue_size))
+    mcp_server = create_mcp_server(runtime)
+    # Stateless: every MCP call stands alone, so a restarted runtime loses no client sessions.
+    mcp_app = mcp_server.streamable_http_app(stateless_http=True, host=settings.host)
+
+    async def health(_: Request) -> JSONResponse:
+        if runtime.load_error is not None:
+            return JSONResponse({"status": "failed", "message": runtime.load_error}, status_code=503)
+        if not runtime.ready:
+            return JSONResponse({"status": "loading"}, status_code=503)
+        return JSONResponse({"status": "ok", **runtime.engine.describe()})
+
+    async def execute(request: Request) -> StreamingResponse | JSONResponse:
+        if not runtime.ready:
+            return error_response(503, "not_ready", "the runtime is still loading its model", {"Retry-After": "2"})
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            return error_response(400, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+        try:
+            body: Any = json.loads(raw)
+        except ValueError:
+            return error_response(400, "invalid_json", "the body is not valid JSON")
+        try:
+            execute_request = ExecuteRequest.parse(body, settings.default_collection)
+        except InvalidRequest as error:
+            return error_response(400, error.code, str(error))
+        try:
+            job = runtime.scheduler.admit(execute_request.execution_id)
+        except QueueFull as error:
+            return error_response(429, "busy", f"the runtime is busy: {error}", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+        except AlreadyRunning:
+            return error_response(409, "conflict", f"execution {execute_request.execution_id} is already running")
+        events = run_execution(runtime.engine, runtime.scheduler, job, execute_request)
+        return EventStream(events, on_close=lambda: runtime.scheduler.finish(job))
+
+    async def cancel(request: Request) -> JSONResponse:
+        execution_id = request.path_params["execution_id"]
+        if not runtime.scheduler.cancel(execution_id):
+            return error_response(404, "not_found", f"no execution {execution_id} is running or waiting")
+        return JSONResponse({"execution_id": execution_id, "status": "cancelling"}, status_code=202)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        loading = asyncio.create_task(runtime.load())
+        async with mcp_server.session_manager.run():
+            yield
+        loading.cancel()
+
+    routes = [
+        Route("/health", health, methods=["GET"]),
+        Route("/execute", execute, methods=["POST"]),
+        Route("/executions/{execution_id}/cancel", cancel, methods=["POST"]),
+        *mcp_app.routes,
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def main() -> None:
+    import uvicorn
+
+    configure_logging("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The runtime's Model Context Protocol tools, served at /mcp over streamable HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from mcp_container.execution import ExecuteRequest, InvalidRequest, run_execution
+from mcp_container.rag import UnknownCollection
+from mcp_container.runtime import Runtime
+from mcp_container.scheduler import QueueFull
+
+
+def create_mcp_server(runtime: Runtime) -> MCPServer:
+    default_collection = runtime.engine.settings.default_collection
+    server = MCPServer(
+        "dynavera-runtime",
+        instructions="Search Dynavera's document collections, or ask a question answered from them with sources.",
+    )
+
+    def require_ready() -> None:
+        if not runtime.ready:
+            raise ToolError("the runtime is still loading its model; try again in a few seconds")
+
+    @server.tool()
+    async def search_documents(query: str, collection: str = default_collection, top_k: int = 3) -> list[dict[str, Any]]:
+        """Find the passages of a document collection closest in meaning to the query."""
+        require_ready()
+        if not 1 <= top_k <= 20:
+            raise ToolError("top_k must be between 1 and 20")
+        try:
+            passages = await asyncio.to_thread(runtime.engine.retrieve, query, collection, top_k)
+        except UnknownCollection as error:
+            raise ToolError(str(error)) from None
+        return [p.to_dict() for p in passages]
+
+    @server.tool()
+    async def ask(query: str, collection: str = default_collection) -> dict[str, Any]:
+        """Answer a question from a document collection; returns the answer and the passages it used."""
+        require_ready()
+        try:
+            request = ExecuteRequest.parse(
+                {"execution_id": f"mcp-{uuid.uuid4()}", "query": query, "config": {"collection": collection}},
+                default_collection,
+            )
+            job = runtime.scheduler.admit(request.execution_id)
+        except (InvalidRequest, QueueFull) as error:
+            raise ToolError(str(error)) from None
+        async for event in run_execution(runtime.engine, runtime.scheduler, job, request):
+            if event["type"] == "result":
+                return event["output"]
+            if event["type"] == "error":
+                raise ToolError(event["message"])
+        raise ToolError("the execution was cancelled")
+
+    return server
