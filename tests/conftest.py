@@ -18,7 +18,7 @@ import pytest
 from local import endpoint
 from local.stack import Stack
 
-pytest_plugins = ["tests.fixtures.runtime"] if (Path(__file__).parent / "fixtures" / "runtime.py").exists() else []
+pytest_plugins = ["tests.fixtures.runtime"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
