@@ -12,7 +12,9 @@ import threading
 import time
 
 TOKEN = re.compile(rb'"type":\s*"token"')
-WRITES = re.compile(rb"X-Amz-Target: DynamoDB_20120810\.(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems)", re.IGNORECASE)
+# A DynamoDB request: its operation header, then (in its body) the table it names.
+REQUEST = re.compile(rb'X-Amz-Target: DynamoDB_20120810\.(\w+)[\s\S]*?"TableName":\s*"([^"]+)"', re.IGNORECASE)
+WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
 class Tap:
@@ -20,7 +22,7 @@ class Tap:
         self.target_port = target_port
         self.port = 0
         self.first_token_at: float | None = None
-        self.writes = 0
+        self.writes: list[tuple[str, str]] = []
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -32,7 +34,7 @@ class Tap:
 
     def reset(self) -> None:
         self.first_token_at = None
-        self.writes = 0
+        self.writes = []
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -49,10 +51,11 @@ class Tap:
         )
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
+        pending = b""
         try:
             while data := await reader.read(65536):
                 if upstream:
-                    self.writes += len(WRITES.findall(data))
+                    pending = self._note_writes(pending + data)
                 elif self.first_token_at is None and TOKEN.search(data):
                     self.first_token_at = time.monotonic()
                 writer.write(data)
@@ -61,3 +64,13 @@ class Tap:
             pass
         finally:
             writer.close()
+
+    def _note_writes(self, data: bytes) -> bytes:
+        """Record each complete write request in data; return the unfinished rest."""
+        end = 0
+        for match in REQUEST.finditer(data):
+            operation, table = match.group(1).decode(), match.group(2).decode()
+            if operation in WRITE_OPERATIONS:
+                self.writes.append((operation, table))
+            end = match.end()
+        return data[end:][-65536:]

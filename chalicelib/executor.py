@@ -27,7 +27,7 @@ from chalicelib.telemetry import count, flush, logger
 
 # The runs queue's redrive sends a message to the DLQ after this many receives (infra/data.yaml).
 MAX_RECEIVES = 3
-STOP_POLL_SECONDS = 0.2
+STOP_POLL_SECONDS = 0.4
 
 
 class TokenCoalescer:
