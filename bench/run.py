@@ -30,7 +30,7 @@ from local.stack import Stack, wait_for
 
 QUERY = "Explain in detail how fNIRS measures brain activity, and what limits it."
 CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 200, "temperature": 0}
-RUNS = 3
+RUNS = 5
 
 
 def free_port() -> int:

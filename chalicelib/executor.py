@@ -35,7 +35,7 @@ class TokenCoalescer:
     piece per share of the answer's token budget, so a 200-token answer is about seven writes
     however fast the model runs. A stalled stream or a long piece is written early."""
 
-    def __init__(self, max_tokens: int, pieces: int = 6, max_wait: float = 5.0, max_chars: int = 2000) -> None:
+    def __init__(self, max_tokens: int, pieces: int = 5, max_wait: float = 5.0, max_chars: int = 2000) -> None:
         self.quota = max(1, min(40, -(-max_tokens // pieces)))
         self.max_wait = max_wait
         self.max_chars = max_chars
