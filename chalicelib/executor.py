@@ -97,8 +97,14 @@ class Run:
         watcher.start()
         try:
             self._consume(payload)
-        except runtime_client.RuntimeUnavailable as err:
+        except runtime_client.RuntimeFailure as err:
             self.finish("failed", "error", {"message": str(err)}, Execution.error_message.set(str(err)))
+        except Exception:
+            # Never leave a claimed run "running": a redelivery would not take it up again.
+            logger.exception("the run failed inside the executor")
+            message = "The run failed inside the platform; see the executor's logs."
+            self.finish("failed", "error", {"message": message}, Execution.error_message.set(message))
+            raise
         finally:
             stop_watch.set()
 
@@ -128,19 +134,20 @@ class Run:
                 elif kind == "cancelled":
                     self.finish("stopped", "stopped", {"reason": "stop requested"})
                     return
-        raise runtime_client.RuntimeUnavailable("The runtime's stream ended without a result.")
+        raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
 
     def _watch_stop(self, done: threading.Event) -> None:
-        """Poll the stop flag; the runtime is told to cancel the moment it is set."""
+        """Poll the stop flag; once set, tell the runtime to cancel, and keep telling it until
+        the stream ends, since a stop can land before the runtime has the run."""
         probe = Execution(self.execution_id)
         while not done.wait(STOP_POLL_SECONDS):
-            try:
-                probe.refresh(consistent_read=True)
-            except DoesNotExist:
-                return
+            if not probe.stop_requested:
+                try:
+                    probe.refresh(consistent_read=True)
+                except DoesNotExist:
+                    return
             if probe.stop_requested:
                 runtime_client.cancel_generation(self.execution_id)
-                return
 
 
 @cache

@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     import httpx
 
 
-class RuntimeUnavailable(Exception):
-    """The runtime could not be reached, or refused the run."""
+class RuntimeFailure(Exception):
+    """The runtime could not be reached, refused the run, or broke its stream."""
+
+
+class RuntimeUnavailable(RuntimeFailure):
+    """The runtime did not answer healthy: nothing was sent to it, so the run may be retried."""
 
 
 @cache
@@ -60,12 +64,22 @@ def stream_run(payload: dict[str, Any]) -> Iterator[Iterator[dict[str, Any]]]:
         with _client().stream("POST", "/execute", json=payload) as response:
             if response.status_code != 200:
                 response.read()
-                raise RuntimeUnavailable(
+                raise RuntimeFailure(
                     f"The runtime refused the run ({response.status_code}): {response.text[:300]}"
                 )
-            yield (json.loads(line) for line in response.iter_lines() if line.strip())
+            yield (_event(line) for line in response.iter_lines() if line.strip())
     except httpx.TransportError as err:
-        raise RuntimeUnavailable(f"The runtime connection failed: {type(err).__name__}: {err}") from err
+        raise RuntimeFailure(f"The runtime connection failed: {type(err).__name__}: {err}") from err
+
+
+def _event(line: str) -> dict[str, Any]:
+    try:
+        event = json.loads(line)
+    except ValueError as err:
+        raise RuntimeFailure(f"The runtime sent a malformed event: {line[:200]!r}") from err
+    if not isinstance(event, dict):
+        raise RuntimeFailure(f"The runtime sent a malformed event: {line[:200]!r}")
+    return event
 
 
 def cancel_generation(execution_id: str) -> None:

@@ -87,3 +87,11 @@ def test_event_frames_carry_seq_and_type() -> None:
     assert frame_for("e", error) == {"type": "execution_error", "execution_id": "e", "seq": 4, "error": "boom"}
     stopped = Event("e", 5, event_type="stopped", content={}, timestamp="t")
     assert frame_for("e", stopped) == {"type": "execution_stopped", "execution_id": "e", "seq": 5}
+
+
+@pytest.mark.parametrize("line", ["not json", "[1]", '"text"', '{"type": "token"'])
+def test_a_malformed_runtime_line_is_a_runtime_failure(line: str) -> None:
+    from chalicelib import runtime_client
+
+    with pytest.raises(runtime_client.RuntimeFailure, match="malformed"):
+        runtime_client._event(line)
