@@ -113,11 +113,11 @@ def stop_execution(execution_id: str) -> Response:
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
     """Chalice has no WebSocket authorizer: $connect checks ?token= and refuses with 401."""
-    logger.set_correlation_id(event.to_dict()["requestContext"].get("requestId"))
-    token = ((event.to_dict().get("queryStringParameters") or {}).get("token"))
-    context = event.to_dict()["requestContext"]
+    raw = event.to_dict()
+    logger.set_correlation_id(raw["requestContext"].get("requestId"))
+    token = (raw.get("queryStringParameters") or {}).get("token")
     try:
-        websocket.connect(event.connection_id, token, event.domain_name, context["stage"])
+        websocket.connect(event.connection_id, token, event.domain_name, event.stage)
     except DynaveraError as err:
         return {"statusCode": 401, "body": json.dumps(error_body(err.code, err.message))}
     return {"statusCode": 200}

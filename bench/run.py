@@ -26,19 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.taps import Tap
 from local import endpoint
-from local.stack import Stack, wait_for
+from local.stack import Stack, free_port
 
 QUERY = "Explain in detail how fNIRS measures brain activity, and what limits it."
 CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 200, "temperature": 0}
 RUNS = 5
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def import_app_ms() -> list[float]:
@@ -107,10 +99,8 @@ def main() -> int:
     )
     try:
         stack.start_aws()
-        env = {**stack.env, "DYNAVERA_RUNTIME_HOST": "127.0.0.1", "DYNAVERA_RUNTIME_PORT": str(runtime_port)}
         started = time.monotonic()
-        runtime = stack.spawn("runtime", "-m", "mcp_container", env=env)
-        wait_for(f"http://127.0.0.1:{runtime_port}/health", runtime, 120, "The runtime")
+        stack.start_runtime(port=runtime_port)
         report["runtime healthy after start (s)"] = round(time.monotonic() - started, 2)
         stack.start_gateway()
 

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from local.stack import free_port
 from mcp_container.config import Settings, go_offline
 from mcp_container.engine import AskConfig, Engine
 from mcp_container.ingest import Ingestor, LoggedProgress
@@ -104,12 +104,6 @@ def bench_ingestion_and_retrieval(workdir: Path, chunks: int, settings: Settings
         "retrieval_median_ms": statistics.median(latencies),
         "retrieval_p95_ms": latencies[int(len(latencies) * 0.95) - 1],
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_runtime(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:

@@ -18,10 +18,10 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import runtime_client
 from chalicelib.clock import iso, now
-from chalicelib.events import append_event, last_seq
-from chalicelib.fanout import frame_for, post_to_subscribers
+from chalicelib.events import append_event
+from chalicelib.fanout import publish
 from chalicelib.models import Execution
-from chalicelib.runs import TERMINAL, finish_event, transition
+from chalicelib.runs import TERMINAL, end, transition
 from chalicelib.settings import settings
 from chalicelib.telemetry import count, flush, logger
 
@@ -70,18 +70,16 @@ class Run:
     def __init__(self, execution: Execution) -> None:
         self.execution = execution
         self.execution_id = execution.execution_id
-        self.seq = last_seq(self.execution_id)
+        # Only a claimed run writes its log, and only one delivery can claim it: the log is empty.
+        self.seq = 0
 
     def emit(self, event_type: str, content: dict[str, Any]) -> None:
         self.seq += 1
-        event = append_event(self.execution_id, self.seq, event_type, content)
-        post_to_subscribers(self.execution_id, [frame_for(self.execution_id, event)])
+        publish(append_event(self.execution_id, self.seq, event_type, content))
 
     def finish(self, status: str, event_type: str, content: dict[str, Any], *actions: Any) -> None:
-        """Exactly one terminal status and event: the conditional status change decides."""
-        if transition(self.execution, status, *actions):
-            self.emit(event_type, content)
-            count(f"Executions{status.capitalize()}")
+        if end(self.execution, status, event_type, content, *actions, seq=self.seq + 1):
+            self.seq += 1
 
     def execute(self) -> None:
         self.emit("started", {"agent_id": self.execution.agent_id})
@@ -195,9 +193,7 @@ def run_execution(execution_id: str, receives: int) -> None:
     except runtime_client.RuntimeUnavailable as err:
         if receives >= MAX_RECEIVES:
             message = f"{err} Gave up after {receives} deliveries."
-            if transition(execution, "failed", Execution.error_message.set(message)):
-                finish_event(execution_id, "error", {"message": message})
-                count("ExecutionsFailed")
+            end(execution, "failed", "error", {"message": message}, Execution.error_message.set(message))
         raise
     if not transition(execution, "running"):
         logger.info("another delivery claimed the run", extra={"status": execution.status})
@@ -215,7 +211,5 @@ def sweep_stuck_executions() -> int:
         if execution.status in TERMINAL or (execution.started_at or "") >= iso(cutoff):
             continue
         message = f"The run passed its {settings.execution_deadline_seconds} s deadline."
-        if transition(execution, "failed", Execution.error_message.set(message)):
-            finish_event(execution.execution_id, "error", {"message": message})
-            swept += 1
+        swept += end(execution, "failed", "error", {"message": message}, Execution.error_message.set(message))
     return swept

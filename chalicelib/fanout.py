@@ -24,8 +24,8 @@ TERMINAL_FRAMES = {
 }
 
 
-def frame_for(execution_id: str, event: Event) -> dict[str, Any]:
-    frame: dict[str, Any] = {"execution_id": execution_id, "seq": int(event.seq)}
+def frame_for(event: Event) -> dict[str, Any]:
+    frame: dict[str, Any] = {"execution_id": event.execution_id, "seq": int(event.seq)}
     kind = TERMINAL_FRAMES.get(event.event_type)
     if kind is None:
         frame.update(
@@ -75,12 +75,8 @@ def post_to_connection(endpoint: str, connection_id: str, frame: dict[str, Any])
     return True
 
 
-def post_to_subscribers(execution_id: str, frames: list[dict[str, Any]]) -> int:
-    """Post frames, in order, to every connection subscribed to the execution; returns frames sent."""
-    sent = 0
-    for sub in Subscription.query(execution_id):
-        for frame in frames:
-            if not post_to_connection(sub.endpoint, sub.connection_id, frame):
-                break
-            sent += 1
-    return sent
+def publish(event: Event) -> None:
+    """Post an event's frame to every connection subscribed to its execution."""
+    frame = frame_for(event)
+    for sub in Subscription.query(event.execution_id):
+        post_to_connection(sub.endpoint, sub.connection_id, frame)

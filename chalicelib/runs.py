@@ -16,7 +16,7 @@ from chalicelib import agents, aws, validation
 from chalicelib.clock import new_id, now, now_iso
 from chalicelib.errors import Conflict, NotFound, Unavailable
 from chalicelib.events import append_event, last_seq, list_events
-from chalicelib.fanout import frame_for, post_to_subscribers
+from chalicelib.fanout import publish
 from chalicelib.models import Event, Execution, IdempotencyRecord
 from chalicelib.pagination import query_page
 from chalicelib.telemetry import count
@@ -144,9 +144,9 @@ def stop(user_id: str, execution_id: str) -> Execution:
     """Stop a run: a pending one ends here and never reaches the runtime; a running one is
     flagged, and the executor watching the flag cancels its generation."""
     execution = get(user_id, execution_id)
-    if execution.status == "pending" and transition(execution, "stopped", Execution.stop_requested.set(True)):
-        finish_event(execution.execution_id, "stopped", {"reason": "stopped before it ran"})
-        count("ExecutionsStopped")
+    if execution.status == "pending" and end(
+        execution, "stopped", "stopped", {"reason": "stopped before it ran"}, Execution.stop_requested.set(True)
+    ):
         return execution
     if execution.status == "running":
         try:
@@ -164,8 +164,14 @@ def stop(user_id: str, execution_id: str) -> Execution:
     raise Conflict(f"Execution {execution.execution_id} has already {execution.status}.")
 
 
-def finish_event(execution_id: str, event_type: str, content: dict[str, Any]) -> Event:
-    """Append a terminal event after whatever the log holds, and post it to subscribers."""
-    event = append_event(execution_id, last_seq(execution_id) + 1, event_type, content)
-    post_to_subscribers(execution_id, [frame_for(execution_id, event)])
-    return event
+def end(
+    execution: Execution, status: str, event_type: str, content: dict[str, Any], *actions: Any, seq: int | None = None
+) -> bool:
+    """Finish a run with exactly one terminal status and event: the conditional status change
+    decides who may write the event, at `seq` or else after whatever the log holds."""
+    if not transition(execution, status, *actions):
+        return False
+    event_seq = seq if seq is not None else last_seq(execution.execution_id) + 1
+    publish(append_event(execution.execution_id, event_seq, event_type, content))
+    count(f"Executions{status.capitalize()}")
+    return True

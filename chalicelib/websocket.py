@@ -17,7 +17,7 @@ from chalicelib.clock import now, now_iso
 from chalicelib.errors import DynaveraError, Invalid, error_frame
 from chalicelib.events import list_events
 from chalicelib.fanout import forget_connection, frame_for, post_to_connection
-from chalicelib.models import Connection, Subscription
+from chalicelib.models import Connection, Execution, Subscription
 from chalicelib.settings import settings
 from chalicelib.telemetry import logger
 
@@ -106,23 +106,22 @@ def _start_agent(connection: Connection, frame: dict[str, Any]) -> None:
     if frame.get("request_id") is not None:
         started["request_id"] = frame["request_id"]
     post_to_connection(connection.endpoint, connection.connection_id, started)
-    subscribe(connection, execution.execution_id, 0)
+    follow(connection, execution, 0)
 
 
 def _subscribe(connection: Connection, frame: dict[str, Any]) -> None:
     after = frame.get("after", 0)
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise Invalid("'after' must be a non-negative integer seq.")
-    subscribe(connection, _execution_id(frame), after)
+    follow(connection, runs.get(connection.user_id, _execution_id(frame)), after)
 
 
-def subscribe(connection: Connection, execution_id: str, after: int) -> None:
+def follow(connection: Connection, execution: Execution, after: int) -> None:
     """Follow an execution: the subscription first, then the replay, so nothing falls between.
 
     An event written in that instant may arrive both live and replayed; frames carry their
     seq, and clients drop a seq they have seen.
     """
-    execution = runs.get(connection.user_id, execution_id)
     Subscription(
         execution.execution_id,
         connection.connection_id,
@@ -132,7 +131,7 @@ def subscribe(connection: Connection, execution_id: str, after: int) -> None:
     while True:
         events, next_after = list_events(execution.execution_id, after, REPLAY_PAGE)
         for event in events:
-            if not post_to_connection(connection.endpoint, connection.connection_id, frame_for(execution.execution_id, event)):
+            if not post_to_connection(connection.endpoint, connection.connection_id, frame_for(event)):
                 return
         if next_after is None:
             return

@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -24,14 +25,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from local.lambda_runtime import LambdaContext, rest_lock
+from chalicelib.errors import error_body
+from local.lambda_runtime import LambdaContext
 
 log = logging.getLogger("dynavera.gateway")
-_JSON_TYPES = ("application/json", "text/", "application/x-www-form-urlencoded")
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+    return JSONResponse(error_body(code, message), status, headers=headers)
+
+
+def _gone() -> Response:
+    # The shape botocore turns into GoneException, as API Gateway answers it.
+    return JSONResponse({"message": "Gone"}, 410, headers={"x-amzn-ErrorType": "GoneException"})
 
 
 def _compile_routes(routes: dict[str, Any]) -> list[tuple[re.Pattern[str], str]]:
@@ -65,6 +71,9 @@ class Gateway:
         self.host = host
         self.routes = _compile_routes(chalice_app.routes)
         self.clients: dict[str, _Client] = {}
+        # The Chalice app keeps the current request on itself, as one Lambda container does:
+        # REST invocations run one at a time, like requests to a single warm container.
+        self.rest_lock = threading.Lock()
 
     # REST ------------------------------------------------------------------------------
     async def rest(self, request: Request) -> Response:
@@ -81,7 +90,7 @@ class Gateway:
         context = LambdaContext(function_name="dynavera-api")
 
         def invoke() -> dict[str, Any]:
-            with rest_lock:
+            with self.rest_lock:
                 return self.app(event, context)
 
         result = await run_in_threadpool(invoke)
@@ -94,12 +103,10 @@ class Gateway:
         query: dict[str, list[str]] = {}
         for key, value in request.query_params.multi_items():
             query.setdefault(key, []).append(value)
-        content_type = request.headers.get("content-type", "")
-        is_text = not body or any(content_type.startswith(t) for t in _JSON_TYPES) or not content_type
         try:
-            text_body = body.decode() if is_text else None
+            text_body: str | None = body.decode()
         except UnicodeDecodeError:
-            text_body = None
+            text_body = None  # passed on base64-encoded, as API Gateway does for binary bodies
         return {
             "resource": resource,
             "path": request.url.path,
@@ -182,8 +189,7 @@ class Gateway:
         connection_id = request.path_params["connection_id"]
         client = self.clients.get(connection_id)
         if client is None:
-            # The shape botocore turns into GoneException, as API Gateway answers it.
-            return JSONResponse({"message": "Gone"}, 410, headers={"x-amzn-ErrorType": "GoneException"})
+            return _gone()
         if request.method == "POST":
             data = await request.body()
             if len(data) > 128 * 1024:
@@ -193,7 +199,7 @@ class Gateway:
                     await client.websocket.send_text(data.decode())
             except (RuntimeError, WebSocketDisconnect):
                 self.clients.pop(connection_id, None)
-                return JSONResponse({"message": "Gone"}, 410, headers={"x-amzn-ErrorType": "GoneException"})
+                return _gone()
             return Response(status_code=200)
         if request.method == "DELETE":
             self.clients.pop(connection_id, None)

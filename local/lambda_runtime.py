@@ -1,8 +1,7 @@
-"""What the Lambda service hands a handler: a context object, and one invocation at a time."""
+"""What the Lambda service hands a handler besides its event: the context object."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -35,8 +34,3 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         left = self.timeout_seconds - (time.monotonic() - self._started)
         return max(0, int(left * 1000))
-
-
-# The Chalice app keeps the current request on itself, as one Lambda container does; REST
-# invocations therefore run one at a time, like requests to a single warm container.
-rest_lock = threading.Lock()

@@ -130,10 +130,9 @@ def main() -> None:
 
 def _batch_size(chalice_app: Any) -> int:
     """The batch size the app declares for its runs queue, so local and deployed behave alike."""
-    for source in chalice_app.event_sources:
-        if type(source).__name__ == "SQSEventConfig":
-            return int(source.batch_size)
-    return 1
+    from chalice.app import SQSEventConfig
+
+    return next((s.batch_size for s in chalice_app.event_sources if isinstance(s, SQSEventConfig)), 1)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,12 @@ import httpx
 from local import endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes] | None, timeout: float, what: str) -> None:
@@ -85,11 +92,12 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def start_runtime(self, timeout: float = 120.0) -> None:
-        port = self.runtime_url.rsplit(":", 1)[1]
-        env = {**self.env, "DYNAVERA_RUNTIME_HOST": "127.0.0.1", "DYNAVERA_RUNTIME_PORT": port}
+    def start_runtime(self, port: int | None = None, timeout: float = 120.0) -> None:
+        """The runtime on loopback, on `port` (default: runtime_url's, unless something sits between)."""
+        port = port or int(self.runtime_url.rsplit(":", 1)[1])
+        env = {**self.env, "DYNAVERA_RUNTIME_HOST": "127.0.0.1", "DYNAVERA_RUNTIME_PORT": str(port)}
         process = self.spawn("runtime", "-m", "mcp_container", env=env)
-        wait_for(f"{self.runtime_url}/health", process, timeout, "The runtime")
+        wait_for(f"http://127.0.0.1:{port}/health", process, timeout, "The runtime")
 
     def start_gateway(self, timeout: float = 30.0) -> None:
         process = self.spawn("gateway", "-m", "local.gateway", "--port", str(self.gateway_port))

@@ -4,7 +4,6 @@ server started here), gateways and pollers as separate processes, each suite on 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -16,17 +15,11 @@ import httpx
 import pytest
 
 from local import endpoint
-from local.stack import Stack
+from local.stack import Stack, free_port
 
 pytest_plugins = ["tests.fixtures.runtime"]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def create_key(stack: Stack, user: str) -> str:

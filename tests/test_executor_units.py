@@ -72,7 +72,7 @@ def test_fast_tokens_are_bounded_by_size(clock: FakeClock) -> None:
 def test_completion_frame_bounds_source_excerpts() -> None:
     output = {"answer": "a", "sources": [{"source": "s.md", "chunk_id": "c", "score": 0.5, "text": "y" * 10_000}], "usage": {}}
     event = Event("e", 7, event_type="completed", content=output, timestamp="2026-01-01T00:00:00.000000Z")
-    frame = frame_for("e", event)
+    frame = frame_for(event)
     assert frame["type"] == "execution_completed" and frame["seq"] == 7
     assert len(frame["output_data"]["sources"][0]["text"]) == EXCERPT_CHARS
     assert output["sources"][0]["text"] == "y" * 10_000
@@ -80,13 +80,13 @@ def test_completion_frame_bounds_source_excerpts() -> None:
 
 def test_event_frames_carry_seq_and_type() -> None:
     token = Event("e", 3, event_type="token", content={"text": "hi"}, timestamp="t")
-    assert frame_for("e", token) == {
+    assert frame_for(token) == {
         "type": "agent_event", "execution_id": "e", "seq": 3, "event_type": "token", "content": {"text": "hi"}, "timestamp": "t",
     }
     error = Event("e", 4, event_type="error", content={"message": "boom"}, timestamp="t")
-    assert frame_for("e", error) == {"type": "execution_error", "execution_id": "e", "seq": 4, "error": "boom"}
+    assert frame_for(error) == {"type": "execution_error", "execution_id": "e", "seq": 4, "error": "boom"}
     stopped = Event("e", 5, event_type="stopped", content={}, timestamp="t")
-    assert frame_for("e", stopped) == {"type": "execution_stopped", "execution_id": "e", "seq": 5}
+    assert frame_for(stopped) == {"type": "execution_stopped", "execution_id": "e", "seq": 5}
 
 
 @pytest.mark.parametrize("line", ["not json", "[1]", '"text"', '{"type": "token"'])
