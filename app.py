@@ -8,7 +8,7 @@ from typing import Any
 from chalice import Chalice, Rate, Response
 from chalice.app import Request, SQSEvent, WebsocketEvent
 
-from chalicelib import agents, auth, executor, runs, validation, websocket
+from chalicelib import agents, auth, capacity, executor, runs, validation, websocket
 from chalicelib.errors import DynaveraError, error_body, error_response, normalise_response
 from chalicelib.settings import settings
 from chalicelib.telemetry import flush, logger
@@ -137,10 +137,11 @@ def ws_disconnect(event: WebsocketEvent) -> None:
     websocket.disconnect(event.connection_id)
 
 
-@app.on_sqs_message(queue=settings.runs_queue_name, batch_size=1)
+@app.on_sqs_message(queue=settings.runs_queue_name, batch_size=1, maximum_concurrency=capacity.EXECUTOR_CONCURRENCY)
 def run_executions(event: SQSEvent) -> dict[str, Any]:
     """One message per invocation (aws/chalice#2029: no ReportBatchItemFailures on the mapping);
-    a failed record raises, so SQS redelivers it and finally sends it to the DLQ."""
+    a failed record raises, so SQS redelivers it and finally sends it to the DLQ. The event
+    source caps the invocations at once, so a burst waits in the queue, not in the runtime."""
     return executor.process_batch(event.to_dict())
 
 

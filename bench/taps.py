@@ -1,7 +1,8 @@
 """Loopback TCP taps for the benchmarks: forward a port unchanged while noting what passes.
 
 One tap sits in front of the runtime and notes when the first token line leaves it; one sits
-in front of the AWS endpoint and counts DynamoDB write requests. Both only read the bytes.
+in front of the AWS endpoint and counts DynamoDB write requests. Both only read the bytes;
+tests may also hold one request back (`hold`) to force a race.
 """
 
 from __future__ import annotations
@@ -17,12 +18,22 @@ REQUEST = re.compile(rb'X-Amz-Target: DynamoDB_20120810\.(\w+)[\s\S]*?"TableName
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
+class Hold:
+    """The next request matching `pattern` waits until `release` is set; `held` says it is waiting."""
+
+    def __init__(self, pattern: bytes) -> None:
+        self.pattern = re.compile(pattern, re.DOTALL)
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+
 class Tap:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
         self.first_token_at: float | None = None
         self.writes: list[tuple[str, str]] = []
+        self.holds: list[Hold] = []
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._serve, daemon=True).start()
@@ -31,6 +42,11 @@ class Tap:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def hold(self, pattern: bytes) -> Hold:
+        hold = Hold(pattern)
+        self.holds.append(hold)
+        return hold
 
     def reset(self) -> None:
         self.first_token_at = None
@@ -56,6 +72,7 @@ class Tap:
             while data := await reader.read(65536):
                 if upstream:
                     pending = self._note_writes(pending + data)
+                    await self._wait_if_held(data)
                 elif self.first_token_at is None and TOKEN.search(data):
                     self.first_token_at = time.monotonic()
                 writer.write(data)
@@ -64,6 +81,12 @@ class Tap:
             pass
         finally:
             writer.close()
+
+    async def _wait_if_held(self, data: bytes) -> None:
+        for hold in self.holds:
+            if not hold.held.is_set() and hold.pattern.search(data):
+                hold.held.set()
+                await asyncio.get_running_loop().run_in_executor(None, hold.release.wait)
 
     def _note_writes(self, data: bytes) -> bytes:
         """Record each complete write request in data; return the unfinished rest."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import botocore.session
 from botocore.config import Config
+from pynamodb.connection import Connection
 
 from chalicelib.settings import settings
 
@@ -15,6 +16,12 @@ from chalicelib.settings import settings
 def _session() -> botocore.session.Session:
     # botocore directly, as PynamoDB does: boto3 would add its import time to every cold start.
     return botocore.session.get_session()
+
+
+@cache
+def dynamodb() -> Connection:
+    """PynamoDB's low-level connection, for the transactions that span tables."""
+    return Connection(region=settings.region)
 
 
 @cache

@@ -25,11 +25,6 @@ def append_event(execution_id: str, seq: int, event_type: str, content: dict[str
     return event
 
 
-def last_seq(execution_id: str) -> int:
-    newest = list(Event.query(execution_id, scan_index_forward=False, limit=1, consistent_read=True))
-    return int(newest[0].seq) if newest else 0
-
-
 def list_events(execution_id: str, after: int, limit: int) -> tuple[list[Event], int | None]:
     """Events with seq > after, in seq order, and the `after` of the next page if there is one."""
     events = list(

@@ -1,33 +1,39 @@
 """The executor: one run message in, the runtime's stream out to the event log and subscribers.
 
 SQS delivers at least once, so the claim pending → running is a conditional update: a
-duplicate delivery, or a run already stopped, does nothing. Every event gets the next seq by
-conditional write, then is posted to the execution's subscribers.
+duplicate delivery, or a run already stopped, does nothing. The claim waits for the runtime's
+first event: a runtime that is busy, loading or unreachable leaves the run pending, and its
+message goes back to the queue after a backoff, so a burst queues instead of failing. Every
+event gets the next seq by conditional write and goes out through the run's Broadcast, the
+only sender to its subscribers while it is live.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from functools import cache
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import runtime_client
+from chalicelib import aws, capacity, runtime_client
 from chalicelib.clock import iso, now
+from chalicelib.errors import Conflict
 from chalicelib.events import append_event
-from chalicelib.fanout import publish
+from chalicelib.fanout import Broadcast
 from chalicelib.models import Execution
-from chalicelib.runs import TERMINAL, end, transition
+from chalicelib.runs import end, transition
 from chalicelib.settings import settings
 from chalicelib.telemetry import count, flush, logger
 
-# The runs queue's redrive sends a message to the DLQ after this many receives (infra/data.yaml).
-MAX_RECEIVES = 3
-STOP_POLL_SECONDS = 0.4
+# How often a live run reads its stop flag and looks for new subscribers.
+WATCH_SECONDS = 0.4
 
 
 class TokenCoalescer:
@@ -65,87 +71,118 @@ class TokenCoalescer:
 
 
 class Run:
-    """One execution's pass through the runtime, owning its seq counter."""
+    """One execution's pass through the runtime: its broadcast, which also counts its seqs."""
 
     def __init__(self, execution: Execution) -> None:
         self.execution = execution
         self.execution_id = execution.execution_id
         # Only a claimed run writes its log, and only one delivery can claim it: the log is empty.
-        self.seq = 0
+        self.broadcast = Broadcast(self.execution_id)
+        self.stopping = False
 
     def emit(self, event_type: str, content: dict[str, Any]) -> None:
-        self.seq += 1
-        publish(append_event(self.execution_id, self.seq, event_type, content))
+        self.broadcast.publish(append_event(self.execution_id, self.broadcast.last_seq + 1, event_type, content))
 
-    def finish(self, status: str, event_type: str, content: dict[str, Any], *actions: Any) -> None:
-        if end(self.execution, status, event_type, content, *actions, seq=self.seq + 1):
-            self.seq += 1
+    def finish(self, status: str, content: dict[str, Any], *actions: Any) -> None:
+        end(self.execution, status, content, *actions, broadcast=self.broadcast)
+
+    def fail(self, message: str) -> None:
+        self.finish("failed", {"message": message}, Execution.error_message.set(message))
 
     def execute(self) -> None:
-        self.emit("started", {"agent_id": self.execution.agent_id})
-        payload = {
+        """Run it; RuntimeBusy (the run still pending) when the runtime could not take it."""
+        try:
+            with runtime_client.open_run(self._payload()) as stream:
+                events = iter(stream)
+                try:
+                    first = next(events)
+                except (runtime_client.RuntimeFailure, StopIteration) as err:
+                    raise runtime_client.RuntimeBusy("The runtime dropped the run before it began.") from err
+                if not transition(self.execution, "running"):
+                    # Leaving the block closes the stream, which frees the runtime's job.
+                    logger.info("another delivery claimed the run, or it was stopped", extra={"status": self.execution.status})
+                    return
+                count("ExecutionsStarted")
+                self._follow(stream, itertools.chain([first], events))
+        except runtime_client.RuntimeBusy:
+            raise
+        except runtime_client.RuntimeFailure as err:
+            self.fail(str(err))  # refused for good before it began: pending → failed
+
+    def _follow(self, stream: runtime_client.RunStream, events: Iterator[dict[str, Any]]) -> None:
+        done = threading.Event()
+        threading.Thread(target=self._watch, args=(stream, done), daemon=True).start()
+        try:
+            self.broadcast.refresh()
+            self.emit("started", {"agent_id": self.execution.agent_id})
+            self._consume(events)
+        except runtime_client.RuntimeFailure as err:
+            if self.stopping:
+                self.finish("stopped", {"reason": "stop requested"})
+            else:
+                self.fail(str(err))
+        except Conflict:
+            logger.warning("the run was ended elsewhere (its deadline passed); this executor stops writing")
+        except Exception:
+            # Never leave a claimed run "running": a redelivery would not take it up again.
+            logger.exception("the run failed inside the executor")
+            self.fail("The run failed inside the platform; see the executor's logs.")
+            raise
+        finally:
+            done.set()
+
+    def _payload(self) -> dict[str, Any]:
+        return {
             "execution_id": self.execution_id,
             "agent_id": self.execution.agent_id,
             "query": self.execution.input_data["query"],
             "input_data": self.execution.input_data,
             "config": self.execution.config,
         }
-        stop_watch = threading.Event()
-        watcher = threading.Thread(target=self._watch_stop, args=(stop_watch,), daemon=True)
-        watcher.start()
-        try:
-            self._consume(payload)
-        except runtime_client.RuntimeFailure as err:
-            self.finish("failed", "error", {"message": str(err)}, Execution.error_message.set(str(err)))
-        except Exception:
-            # Never leave a claimed run "running": a redelivery would not take it up again.
-            logger.exception("the run failed inside the executor")
-            message = "The run failed inside the platform; see the executor's logs."
-            self.finish("failed", "error", {"message": message}, Execution.error_message.set(message))
-            raise
-        finally:
-            stop_watch.set()
 
-    def _consume(self, payload: dict[str, Any]) -> None:
-        tokens = TokenCoalescer(int(payload["config"].get("max_tokens", 256)))
-        with runtime_client.stream_run(payload) as stream:
-            for item in stream:
-                kind = item.get("type")
-                if kind == "token":
-                    text = tokens.add(str(item.get("text", "")))
-                    if text:
-                        self.emit("token", {"text": text})
-                    continue
-                rest = tokens.drain()
-                if rest:
-                    self.emit("token", {"text": rest})
-                if kind == "progress":
-                    self.emit("progress", {"stage": item.get("stage"), "message": item.get("message")})
-                elif kind == "result":
-                    output = item.get("output", {})
-                    self.finish("completed", "completed", output, Execution.output_data.set(output))
-                    return
-                elif kind == "error":
-                    message = str(item.get("message", "The runtime reported an error."))
-                    self.finish("failed", "error", {"message": message}, Execution.error_message.set(message))
-                    return
-                elif kind == "cancelled":
-                    self.finish("stopped", "stopped", {"reason": "stop requested"})
-                    return
+    def _consume(self, events: Iterator[dict[str, Any]]) -> None:
+        tokens = TokenCoalescer(int(self.execution.config.get("max_tokens", 256)))
+        for item in events:
+            kind = item.get("type")
+            if kind == "token":
+                text = tokens.add(str(item.get("text", "")))
+                if text:
+                    self.emit("token", {"text": text})
+                continue
+            rest = tokens.drain()
+            if rest:
+                self.emit("token", {"text": rest})
+            if kind == "progress":
+                self.emit("progress", {"stage": item.get("stage"), "message": item.get("message")})
+            elif kind == "result":
+                output = item.get("output", {})
+                self.finish("completed", output, Execution.output_data.set(output))
+                return
+            elif kind == "error":
+                self.fail(str(item.get("message", "The runtime reported an error.")))
+                return
+            elif kind == "cancelled":
+                self.finish("stopped", {"reason": "stop requested"})
+                return
         raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
 
-    def _watch_stop(self, done: threading.Event) -> None:
-        """Poll the stop flag; once set, tell the runtime to cancel, and keep telling it until
-        the stream ends, since a stop can land before the runtime has the run."""
+    def _watch(self, stream: runtime_client.RunStream, done: threading.Event) -> None:
+        """While the run is live: hand new subscribers their missing events, and on a stop
+        request close the stream (the runtime stops the generation when its client goes)."""
         probe = Execution(self.execution_id)
-        while not done.wait(STOP_POLL_SECONDS):
-            if not probe.stop_requested:
-                try:
+        while not done.wait(WATCH_SECONDS):
+            try:
+                if not probe.stop_requested:
                     probe.refresh(consistent_read=True)
-                except DoesNotExist:
-                    return
-            if probe.stop_requested:
-                runtime_client.cancel_generation(self.execution_id)
+                self.broadcast.refresh()
+            except DoesNotExist:
+                return
+            except Exception:  # noqa: BLE001 - the next tick tries again; the run goes on meanwhile
+                logger.exception("watching the run failed")
+                continue
+            if probe.stop_requested and not self.stopping:
+                self.stopping = True
+                stream.close()
 
 
 @cache
@@ -172,14 +209,14 @@ def handle_record(record: Any) -> None:
     receives = int(record.attributes.approximate_receive_count or 1)
     execution_id = message["execution_id"]
     logger.set_correlation_id(record.message_id)
-    logger.append_keys(execution_id=execution_id)
+    logger.thread_safe_append_keys(execution_id=execution_id)
     try:
-        run_execution(execution_id, receives)
+        run_execution(execution_id, receives, record.receipt_handle)
     finally:
-        logger.remove_keys(["execution_id"])
+        logger.thread_safe_remove_keys(["execution_id"])
 
 
-def run_execution(execution_id: str, receives: int) -> None:
+def run_execution(execution_id: str, receives: int, receipt_handle: str) -> None:
     try:
         execution = Execution.get(execution_id, consistent_read=True)
     except DoesNotExist:
@@ -189,27 +226,41 @@ def run_execution(execution_id: str, receives: int) -> None:
         logger.info("duplicate delivery or finished run; nothing to do", extra={"status": execution.status})
         return
     try:
-        runtime_client.wait_until_ready(settings.runtime_attempts)
-    except runtime_client.RuntimeUnavailable as err:
-        if receives >= MAX_RECEIVES:
-            message = f"{err} Gave up after {receives} deliveries."
-            end(execution, "failed", "error", {"message": message}, Execution.error_message.set(message))
+        Run(execution).execute()
+    except runtime_client.RuntimeBusy as err:
+        if receives >= settings.run_attempts:
+            message = f"{err} The run was tried {receives} times and could not start; try again later."
+            end(execution, "failed", {"message": message}, Execution.error_message.set(message))
+            return
+        delay = retry_delay(receives, settings.retry_base_seconds)
+        logger.info("the runtime cannot take the run now; it waits", extra={"reason": str(err), "retry_in": delay})
+        count("RunsDeferred")
+        aws.sqs().change_message_visibility(
+            QueueUrl=aws.runs_queue_url(), ReceiptHandle=receipt_handle, VisibilityTimeout=delay
+        )
         raise
-    if not transition(execution, "running"):
-        logger.info("another delivery claimed the run", extra={"status": execution.status})
-        return
-    count("ExecutionsStarted")
-    Run(execution).execute()
+
+
+def retry_delay(receives: int, base: int) -> int:
+    """Seconds before the next attempt: doubling from `base`, capped, with some jitter so a
+    burst that met a busy runtime does not come back all at once."""
+    delay = min(capacity.RETRY_CAP_SECONDS, base * 2 ** (receives - 1))
+    return delay + random.randint(0, delay // 2)
 
 
 def sweep_stuck_executions() -> int:
-    """Fail executions left running past their deadline (an executor that died mid-run)."""
-    cutoff = now() - timedelta(seconds=settings.execution_deadline_seconds)
+    """Fail executions left pending (their message dead-lettered) or running (their executor
+    lost) past their deadline."""
     swept = 0
-    for key in Execution.by_status.query("running", Execution.created_at < iso(cutoff)):
-        execution = Execution.get(key.execution_id, consistent_read=True)
-        if execution.status in TERMINAL or (execution.started_at or "") >= iso(cutoff):
-            continue
-        message = f"The run passed its {settings.execution_deadline_seconds} s deadline."
-        swept += end(execution, "failed", "error", {"message": message}, Execution.error_message.set(message))
+    for status, deadline, started in (
+        ("pending", settings.pending_deadline_seconds, "created_at"),
+        ("running", settings.execution_deadline_seconds, "started_at"),
+    ):
+        cutoff = iso(now() - timedelta(seconds=deadline))
+        for key in Execution.by_status.query(status, Execution.created_at < cutoff):
+            execution = Execution.get(key.execution_id, consistent_read=True)
+            if execution.status != status or (getattr(execution, started) or "") >= cutoff:
+                continue
+            message = f"The run was still {status} after {deadline} s, past its deadline; it was stopped as failed."
+            swept += end(execution, "failed", {"message": message}, Execution.error_message.set(message))
     return swept

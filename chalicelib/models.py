@@ -172,7 +172,11 @@ class SubscriptionsByConnection(GlobalSecondaryIndex["Subscription"]):
 
 
 class Subscription(Model):
-    """A connection following an execution: (execution_id, connection_id)."""
+    """A connection following an execution: (execution_id, connection_id), from seq `after` on.
+
+    `token` is new for every subscribe, so the run's sender can tell a resubscription (which
+    starts again from its own `after`) from the subscription it already serves.
+    """
 
     class Meta(_Meta):
         table_name = settings.subscriptions_table
@@ -180,6 +184,8 @@ class Subscription(Model):
     execution_id = UnicodeAttribute(hash_key=True)
     connection_id = UnicodeAttribute(range_key=True)
     endpoint = UnicodeAttribute()
+    after = NumberAttribute(default=0)
+    token = UnicodeAttribute(default="")
     expires_at = TTLAttribute()
     by_connection = SubscriptionsByConnection()
 

@@ -15,8 +15,8 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from chalicelib import agents, aws, validation
 from chalicelib.clock import new_id, now, now_iso
 from chalicelib.errors import Conflict, NotFound, Unavailable
-from chalicelib.events import append_event, last_seq, list_events
-from chalicelib.fanout import publish
+from chalicelib.events import append_event, list_events
+from chalicelib.fanout import Broadcast
 from chalicelib.models import Event, Execution, IdempotencyRecord
 from chalicelib.pagination import query_page
 from chalicelib.telemetry import count
@@ -26,6 +26,8 @@ TRANSITIONS: dict[str, set[str]] = {
     "running": {"completed", "failed", "stopped"},
 }
 TERMINAL = {"completed", "failed", "stopped"}
+# The event that ends a run, by the status it ends in.
+TERMINAL_EVENTS = {"completed": "completed", "failed": "error", "stopped": "stopped"}
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
@@ -145,7 +147,7 @@ def stop(user_id: str, execution_id: str) -> Execution:
     flagged, and the executor watching the flag cancels its generation."""
     execution = get(user_id, execution_id)
     if execution.status == "pending" and end(
-        execution, "stopped", "stopped", {"reason": "stopped before it ran"}, Execution.stop_requested.set(True)
+        execution, "stopped", {"reason": "stopped before it ran"}, Execution.stop_requested.set(True)
     ):
         return execution
     if execution.status == "running":
@@ -164,14 +166,29 @@ def stop(user_id: str, execution_id: str) -> Execution:
     raise Conflict(f"Execution {execution.execution_id} has already {execution.status}.")
 
 
-def end(
-    execution: Execution, status: str, event_type: str, content: dict[str, Any], *actions: Any, seq: int | None = None
-) -> bool:
-    """Finish a run with exactly one terminal status and event: the conditional status change
-    decides who may write the event, at `seq` or else after whatever the log holds."""
+def end(execution: Execution, status: str, content: dict[str, Any], *actions: Any, broadcast: Broadcast | None = None) -> bool:
+    """Finish a run with exactly one terminal status and its event, sent to every subscriber.
+
+    The conditional status change decides who may write the event. After it no subscription
+    can be added (see fanout), so one refresh of the broadcast reaches every subscriber there
+    will ever be. Without the run's own broadcast, one is built from the log; if the run was
+    running, its lost executor may have sent those events, so only the terminal one is sent.
+    """
+    was_running = execution.status == "running"
     if not transition(execution, status, *actions):
         return False
-    event_seq = seq if seq is not None else last_seq(execution.execution_id) + 1
-    publish(append_event(execution.execution_id, event_seq, event_type, content))
+    broadcast = broadcast or Broadcast.from_log(execution.execution_id, resume=was_running)
+    for _ in range(5):
+        try:
+            event = append_event(execution.execution_id, broadcast.last_seq + 1, TERMINAL_EVENTS[status], content)
+            break
+        except Conflict:
+            # A writer that has not yet seen the new status (an executor past its deadline) took
+            # the seq: the terminal event goes after whatever it wrote.
+            broadcast = Broadcast.from_log(execution.execution_id, resume=True)
+    else:
+        raise Conflict(f"Execution {execution.execution_id}: its terminal event could not be written.")
+    broadcast.refresh()
+    broadcast.publish(event)
     count(f"Executions{status.capitalize()}")
     return True

@@ -1,4 +1,7 @@
-"""The executor's HTTP client for the runtime (mcp_container): readiness, the NDJSON run stream, cancel.
+"""The executor's HTTP client for the runtime (mcp_container): the NDJSON run stream, and closing it.
+
+A run is cancelled by closing its /execute stream: the runtime frees the job whose client has
+gone, on whichever task holds it, so a stop never depends on where a request lands.
 
 httpx is imported inside the functions: it loads its command-line extras too (~100 ms), and
 only the executor needs it, so the API's cold start does not pay for it.
@@ -7,24 +10,28 @@ only the executor needs it, so the API's cold start does not pay for it.
 from __future__ import annotations
 
 import json
-import time
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.settings import settings
+from chalicelib.telemetry import logger
 
 if TYPE_CHECKING:
     import httpx
 
+# Answers that mean "not now": queue full, still loading, this execution already admitted.
+BUSY_STATUSES = {429: "busy", 503: "still loading", 409: "still holding an earlier attempt of this run"}
+
 
 class RuntimeFailure(Exception):
-    """The runtime could not be reached, refused the run, or broke its stream."""
+    """The runtime refused the run or broke its stream; the message is fit for the run's user."""
 
 
-class RuntimeUnavailable(RuntimeFailure):
-    """The runtime did not answer healthy: nothing was sent to it, so the run may be retried."""
+class RuntimeBusy(RuntimeFailure):
+    """Nothing ran: the runtime was busy, loading or unreachable, so the run may wait and retry."""
 
 
 @cache
@@ -35,41 +42,55 @@ def _client() -> httpx.Client:
     return httpx.Client(base_url=settings.mcp_agent_url, timeout=httpx.Timeout(60.0, connect=2.0))
 
 
-def wait_until_ready(attempts: int, first_backoff: float = 0.25) -> None:
-    """Succeed once the runtime answers healthy, backing off between tries; else RuntimeUnavailable."""
-    import httpx
+class RunStream:
+    """An open /execute stream: its events in order, and `close` for any thread to end it."""
 
-    backoff = first_backoff
-    reason = "no answer"
-    for attempt in range(attempts):
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        import httpx
+
         try:
-            response = _client().get("/health", timeout=2.0)
-            if response.status_code == 200:
-                return
-            reason = f"/health answered {response.status_code}"
+            for line in self.response.iter_lines():
+                if line.strip():
+                    yield _event(line)
         except httpx.HTTPError as err:
-            reason = f"{type(err).__name__}: {err}"
-        if attempt + 1 < attempts:
-            time.sleep(backoff)
-            backoff *= 2
-    raise RuntimeUnavailable(f"The runtime at {settings.mcp_agent_url} is unavailable ({reason}).")
+            logger.warning("the runtime stream broke", extra={"reason": f"{type(err).__name__}: {err}"})
+            raise RuntimeFailure("The connection to the runtime broke during the run.") from err
+
+    def close(self) -> None:
+        """Shut the socket down: that wakes a read blocked in another thread, and the runtime
+        sees its client go and stops the generation."""
+        stream = self.response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if sock is None:
+            self.response.close()
+            return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by its other end
 
 
 @contextmanager
-def stream_run(payload: dict[str, Any]) -> Iterator[Iterator[dict[str, Any]]]:
-    """POST /execute and yield its events one by one, as the runtime writes them."""
+def open_run(payload: dict[str, Any]) -> Iterator[RunStream]:
+    """POST /execute; RuntimeBusy when the runtime cannot take the run now, RuntimeFailure
+    when it refuses it for good."""
     import httpx
 
     try:
         with _client().stream("POST", "/execute", json=payload) as response:
             if response.status_code != 200:
                 response.read()
-                raise RuntimeFailure(
-                    f"The runtime refused the run ({response.status_code}): {response.text[:300]}"
-                )
-            yield (_event(line) for line in response.iter_lines() if line.strip())
+                logger.warning("the runtime refused the run", extra={"status": response.status_code, "body": response.text[:500]})
+                if response.status_code in BUSY_STATUSES:
+                    raise RuntimeBusy(f"The runtime was {BUSY_STATUSES[response.status_code]}.")
+                raise RuntimeFailure(f"The runtime refused the run (HTTP {response.status_code}).")
+            yield RunStream(response)
     except httpx.TransportError as err:
-        raise RuntimeFailure(f"The runtime connection failed: {type(err).__name__}: {err}") from err
+        logger.warning("the runtime could not be reached", extra={"reason": f"{type(err).__name__}: {err}"})
+        raise RuntimeBusy("The runtime could not be reached.") from err
 
 
 def _event(line: str) -> dict[str, Any]:
@@ -80,12 +101,3 @@ def _event(line: str) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise RuntimeFailure(f"The runtime sent a malformed event: {line[:200]!r}")
     return event
-
-
-def cancel_generation(execution_id: str) -> None:
-    import httpx
-
-    try:
-        _client().post(f"/executions/{execution_id}/cancel", timeout=2.0)
-    except httpx.HTTPError:
-        pass  # the stream's own end, or the sweeper's deadline, settles the run either way

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chalicelib import capacity
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -27,7 +29,9 @@ class Settings:
     mcp_agent_url: str
     websocket_endpoint: str | None
     execution_deadline_seconds: int
-    runtime_attempts: int
+    pending_deadline_seconds: int
+    run_attempts: int
+    retry_base_seconds: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -49,8 +53,10 @@ class Settings:
             runs_queue_name=name("RUNS_QUEUE_NAME", "runs"),
             mcp_agent_url=env.get("MCP_AGENT_URL", "http://127.0.0.1:8001").rstrip("/"),
             websocket_endpoint=env.get("WEBSOCKET_ENDPOINT") or None,
-            execution_deadline_seconds=int(env.get("EXECUTION_DEADLINE_SECONDS", "900")),
-            runtime_attempts=int(env.get("RUNTIME_ATTEMPTS", "3")),
+            execution_deadline_seconds=int(env.get("EXECUTION_DEADLINE_SECONDS", capacity.RUNNING_DEADLINE_SECONDS)),
+            pending_deadline_seconds=int(env.get("PENDING_DEADLINE_SECONDS", capacity.PENDING_DEADLINE_SECONDS)),
+            run_attempts=int(env.get("RUN_ATTEMPTS", capacity.RUN_ATTEMPTS)),
+            retry_base_seconds=int(env.get("RETRY_BASE_SECONDS", capacity.RETRY_BASE_SECONDS)),
         )
 
 

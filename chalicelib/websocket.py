@@ -12,11 +12,10 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import auth, runs, validation
+from chalicelib import auth, fanout, runs, validation
 from chalicelib.clock import now, now_iso
 from chalicelib.errors import DynaveraError, Invalid, error_frame
-from chalicelib.events import list_events
-from chalicelib.fanout import forget_connection, frame_for, post_to_connection
+from chalicelib.fanout import forget_connection, post_to_connection
 from chalicelib.models import Connection, Execution, Subscription
 from chalicelib.settings import settings
 from chalicelib.telemetry import logger
@@ -24,7 +23,6 @@ from chalicelib.telemetry import logger
 # API Gateway closes a connection after 2 hours; rows outlive it a little, then expire.
 CONNECTION_TTL = timedelta(hours=2, minutes=10)
 MAX_FRAME_BYTES = 32 * 1024
-REPLAY_PAGE = 200
 
 
 def management_endpoint(domain_name: str, stage: str) -> str:
@@ -117,25 +115,10 @@ def _subscribe(connection: Connection, frame: dict[str, Any]) -> None:
 
 
 def follow(connection: Connection, execution: Execution, after: int) -> None:
-    """Follow an execution: the subscription first, then the replay, so nothing falls between.
-
-    An event written in that instant may arrive both live and replayed; frames carry their
-    seq, and clients drop a seq they have seen.
-    """
-    Subscription(
-        execution.execution_id,
-        connection.connection_id,
-        endpoint=connection.endpoint,
-        expires_at=now() + CONNECTION_TTL,
-    ).save()
-    while True:
-        events, next_after = list_events(execution.execution_id, after, REPLAY_PAGE)
-        for event in events:
-            if not post_to_connection(connection.endpoint, connection.connection_id, frame_for(event)):
-                return
-        if next_after is None:
-            return
-        after = next_after
+    """Follow an execution from `after`: a live one's sender picks the subscription up (see
+    fanout); a terminal one has no sender left, so its log is replayed here."""
+    if not fanout.subscribe(execution.execution_id, connection, after):
+        fanout.replay_terminal(execution.execution_id, connection, after)
 
 
 def _unsubscribe(connection: Connection, frame: dict[str, Any]) -> None:

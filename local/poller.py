@@ -1,5 +1,6 @@
 """The local SQS event source mapping: long-polls the runs queue and invokes the Chalice SQS
-handler with Lambda-shaped events, as the deployed mapping does (batch size from the app)."""
+handler with Lambda-shaped events, as the deployed mapping does: the batch size and the
+maximum concurrency are the app's own, so a local burst queues as it would in AWS."""
 
 from __future__ import annotations
 
@@ -113,26 +114,25 @@ def sweep_forever(sweeper: Any, every: float, stopping: threading.Event) -> None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Feed the runs queue to the executor, as Lambda's SQS mapping does.")
-    parser.add_argument("--workers", type=int, default=2, help="concurrent executor invocations")
     parser.add_argument("--sweep-every", type=float, default=60.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import app as app_module
     from chalicelib.settings import settings
 
-    handler = app_module.run_executions
-    poller = Poller(handler, settings.runs_queue_name, _batch_size(app_module.app), "dynavera-run_executions")
+    source = _runs_source(app_module.app)
+    poller = Poller(app_module.run_executions, settings.runs_queue_name, source.batch_size, "dynavera-run_executions")
     threading.Thread(
         target=sweep_forever, args=(app_module.sweep_stuck_executions, args.sweep_every, poller.stopping), daemon=True
     ).start()
-    poller.run(args.workers)
+    poller.run(source.maximum_concurrency or 1)
 
 
-def _batch_size(chalice_app: Any) -> int:
-    """The batch size the app declares for its runs queue, so local and deployed behave alike."""
+def _runs_source(chalice_app: Any) -> Any:
+    """The app's SQS event source: its batch size and maximum concurrency are the deployed ones."""
     from chalice.app import SQSEventConfig
 
-    return next((s.batch_size for s in chalice_app.event_sources if isinstance(s, SQSEventConfig)), 1)
+    return next(s for s in chalice_app.event_sources if isinstance(s, SQSEventConfig))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from chalicelib import capacity
 from local import endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ class Stack:
     gateway_port: int = 8000
     runtime_url: str = "http://127.0.0.1:8001"
     aws_url: str = endpoint.DEFAULT_URL
-    visibility_timeout: int | None = 30
+    visibility_timeout: int | None = None  # the deployed one (infra/data.yaml) unless a test asks
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -95,7 +96,12 @@ class Stack:
     def start_runtime(self, port: int | None = None, timeout: float = 120.0) -> None:
         """The runtime on loopback, on `port` (default: runtime_url's, unless something sits between)."""
         port = port or int(self.runtime_url.rsplit(":", 1)[1])
-        env = {**self.env, "DYNAVERA_RUNTIME_HOST": "127.0.0.1", "DYNAVERA_RUNTIME_PORT": str(port)}
+        env = {
+            "DYNAVERA_QUEUE_SIZE": str(capacity.RUNTIME_QUEUE_SIZE),
+            **self.env,
+            "DYNAVERA_RUNTIME_HOST": "127.0.0.1",
+            "DYNAVERA_RUNTIME_PORT": str(port),
+        }
         process = self.spawn("runtime", "-m", "mcp_container", env=env)
         wait_for(f"http://127.0.0.1:{port}/health", process, timeout, "The runtime")
 
@@ -103,8 +109,10 @@ class Stack:
         process = self.spawn("gateway", "-m", "local.gateway", "--port", str(self.gateway_port))
         wait_for(f"{self.api_url}/health", process, timeout, "The gateway")
 
-    def start_poller(self, sweep_every: float = 60.0) -> None:
-        self.spawn("poller", "-m", "local.poller", "--sweep-every", str(sweep_every))
+    def start_poller(self, sweep_every: float = 60.0, aws_url: str | None = None) -> None:
+        """The executor's event source; `aws_url` puts something (a test's tap) before its AWS endpoint."""
+        env = {**self.env, "AWS_ENDPOINT_URL": aws_url} if aws_url else None
+        self.spawn("poller", "-m", "local.poller", "--sweep-every", str(sweep_every), env=env)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -53,14 +53,9 @@ class WsClient:
 
 
 def seq_frames(frames: list[dict[str, Any]], execution_id: str) -> list[dict[str, Any]]:
-    """The frames of one execution that carry a seq, a seq seen twice kept once (DESIGN §4)."""
-    seen: set[int] = set()
-    kept = []
-    for frame in frames:
-        if frame.get("execution_id") == execution_id and isinstance(frame.get("seq"), int) and frame["seq"] not in seen:
-            seen.add(frame["seq"])
-            kept.append(frame)
-    return kept
+    """The frames of one execution that carry a seq, as they arrived: no dedupe, no reordering
+    (the server guarantees each seq once, in order; DESIGN §4)."""
+    return [f for f in frames if f.get("execution_id") == execution_id and isinstance(f.get("seq"), int)]
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
