@@ -32,6 +32,10 @@ from chalicelib.runs import end, transition
 from chalicelib.settings import settings
 from chalicelib.telemetry import count, flush, logger
 
+class RunDeferred(Exception):
+    """The run waits for the runtime: its message stays on the queue, visible again later."""
+
+
 # How often a live run reads its stop flag and looks for new subscribers.
 WATCH_SECONDS = 0.4
 
@@ -182,6 +186,7 @@ class Run:
                 continue
             if probe.stop_requested and not self.stopping:
                 self.stopping = True
+                logger.info("stop requested; closing the runtime stream")
                 stream.close()
 
 
@@ -238,7 +243,8 @@ def run_execution(execution_id: str, receives: int, receipt_handle: str) -> None
         aws.sqs().change_message_visibility(
             QueueUrl=aws.runs_queue_url(), ReceiptHandle=receipt_handle, VisibilityTimeout=delay
         )
-        raise
+        # Failing the record is how SQS is told to keep the message; the cause is logged above.
+        raise RunDeferred(f"{err} Retry in {delay} s.") from None
 
 
 def retry_delay(receives: int, base: int) -> int:

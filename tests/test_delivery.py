@@ -16,7 +16,7 @@ import pytest
 from bench.taps import Tap
 from local.stack import Stack
 from tests.conftest import Api, create_key, make_stack
-from tests.live import WsClient, seq_frames, wait_until
+from tests.live import WsClient, seq_frames
 
 TERMINAL_TYPES = {"completed": "execution_completed", "error": "execution_error", "stopped": "execution_stopped"}
 

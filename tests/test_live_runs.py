@@ -273,29 +273,6 @@ def test_start_agent_validates_input_like_rest(live_stack: Stack, user: dict[str
     client.close()
 
 
-def test_runtime_down_fails_the_run_clearly_and_dead_letters_the_message(runtime_down_stack: Stack) -> None:
-    stack = runtime_down_stack
-    api = Api(stack, create_key(stack, f"down-{uuid.uuid4().hex[:6]}"))
-    agent_id = api.post("/agents", json={"name": "d"}).json()["agent_id"]
-    execution_id = api.post(f"/agents/{agent_id}/executions", json={"input_data": {"query": QUESTION}}).json()["execution_id"]
-    failed = wait_until(
-        lambda: (e := api.get(f"/executions/{execution_id}").json())["status"] == "failed" and e, 60, "the run failed"
-    )
-    assert "runtime" in failed["error_message"] and "unavailable" in failed["error_message"]
-    assert failed["started_at"] is None
-    # The status changes first (it decides which terminal event may be written), then the event.
-    events = wait_until(lambda: api.get(f"/executions/{execution_id}/events").json()["events"], 10, "the error event")
-    assert [e["event_type"] for e in events] == ["error"]
-    sqs = boto3.client("sqs", endpoint_url=stack.aws_url, region_name="us-east-1")
-    dlq = sqs.get_queue_url(QueueName=f"dynavera-{stack.stage}-runs-dlq")["QueueUrl"]
-
-    def dead_lettered() -> list[dict[str, Any]]:
-        messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
-        return [m for m in messages if json.loads(m["Body"])["execution_id"] == execution_id]
-
-    assert wait_until(dead_lettered, 30, "the message in the DLQ")
-
-
 def test_sweeper_fails_a_run_left_running_past_its_deadline(runtime_down_stack: Stack) -> None:
     stack = runtime_down_stack
     execution_id = str(uuid.uuid4())
