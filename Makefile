@@ -41,7 +41,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: model corpus
-	$(PY) bench/run.py
+	$(PY) bench/run.py $(if $(FULL),--full)
 
 clean:
 	rm -rf build .pytest_cache

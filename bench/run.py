@@ -1,6 +1,8 @@
 """Dynavera's benchmarks (DESIGN §10): each figure a ratio or a delta measured in this one run.
 
-    .venv/bin/python bench/run.py            (or: make bench, ./dynavera bench)
+    .venv/bin/python bench/run.py [--full]   (or: make bench [FULL=1], ./dynavera bench)
+
+--full runs the runtime's retrieval and ingestion figures on 10,000 chunks instead of 1,500.
 
 Needs the prepared model and the demo collection (make model corpus); starts its own stack
 on a stage of its own, reusing the AWS endpoint on 127.0.0.1:4566 or starting moto there.
@@ -13,8 +15,10 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,8 @@ from local.stack import Stack, free_port
 QUERY = "Explain in detail how fNIRS measures brain activity, and what limits it."
 CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 200, "temperature": 0}
 RUNS = 5
+LOAD_CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 24, "temperature": 0}
+LOAD_QUERIES = [f"{q} ({n})" for n, q in enumerate(["What is fNIRS?", "What limits fNIRS?", "What is HbO?", "What is HbR?"] * 4)]
 
 
 def import_app_ms() -> list[float]:
@@ -73,6 +79,64 @@ def ws_run(stack: Stack, key: str, agent_id: str, query: str, stop_after_first_t
                     "frame": frame,
                     "execution_id": execution_id,
                 }
+
+
+def load_run(stack: Stack, key: str, agent_id: str, queries: list[str]) -> list[dict[str, Any]]:
+    """One client per query, all starting at once; each run's start, first token and end."""
+    sockets = [connect(f"{stack.ws_url}?token={key}", max_size=2**20) for _ in queries]
+    barrier = threading.Barrier(len(queries))
+
+    def client(index: int) -> dict[str, Any]:
+        ws = sockets[index]
+        barrier.wait()
+        run: dict[str, Any] = {"start": time.monotonic(), "first_token": None}
+        ws.send(json.dumps({"action": "start_agent", "agent_id": agent_id, "input_data": {"query": queries[index]}}))
+        while True:
+            frame = json.loads(ws.recv(timeout=600))
+            if frame["type"] == "execution_started":
+                run["execution_id"] = frame["execution_id"]
+            elif frame.get("event_type") == "token" and run["first_token"] is None:
+                run["first_token"] = time.monotonic()
+            elif frame["type"] in ("execution_completed", "execution_error", "execution_stopped"):
+                run.update(end=time.monotonic(), frame=frame)
+                ws.close()
+                return run
+
+    with ThreadPoolExecutor(len(queries)) as pool:
+        return list(pool.map(client, range(len(queries))))
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def bench_load(stack: Stack, key: str, agent_id: str, engine: Any, runtime_tap: Tap) -> dict[str, Any]:
+    from mcp_container.engine import AskConfig
+
+    ask_config = AskConfig(**LOAD_CONFIG)
+    started = time.monotonic()
+    for query in LOAD_QUERIES:
+        passages = engine.retrieve(query, ask_config.collection, ask_config.top_k)
+        "".join(engine.generate(query, passages, ask_config))
+    back_to_back = time.monotonic() - started
+    runtime_tap.reset()
+    runs = load_run(stack, key, agent_id, LOAD_QUERIES)
+    wall = max(r["end"] for r in runs) - min(r["start"] for r in runs)
+    assert all(r["frame"]["type"] == "execution_completed" for r in runs), [r["frame"] for r in runs]
+    to_first = [(r["first_token"] - r["start"]) * 1000 for r in runs]
+    behind = [(r["first_token"] - runtime_tap.first_tokens[r["execution_id"]]) * 1000 for r in runs]
+    return {
+        f"{len(runs)} concurrent runs of {LOAD_CONFIG['max_tokens']} tokens, wall (s)": round(wall, 2),
+        "same requests back to back in-process (s)": round(back_to_back, 2),
+        "throughput ratio under load (goal <= 1.25)": round(wall / back_to_back, 3),
+        "under load, start to first token at the client (ms, p50 / p95)": (
+            round(percentile(to_first, 0.5)), round(percentile(to_first, 0.95))
+        ),
+        "under load, first token: client minus runtime (ms, p50 / p95)": (
+            round(percentile(behind, 0.5), 1), round(percentile(behind, 0.95), 1)
+        ),
+    }
 
 
 def in_process_run(engine: Any, ask_config: Any) -> tuple[float, float, str]:
@@ -142,7 +206,7 @@ def main() -> int:
             runtime_tap.reset()
             run = ws_run(stack, key, agent_id, QUERY)
             platform.append(run["wall"])
-            deltas.append((run["first_token"] - runtime_tap.first_token_at) * 1000)
+            deltas.append((run["first_token"] - runtime_tap.first_tokens[run["execution_id"]]) * 1000)
             output = run["frame"]["output_data"]
             assert output["answer"] == answer, "the platform and the in-process call must produce the same tokens"
             tokens.append(output["usage"].get("completion_tokens"))
@@ -165,6 +229,8 @@ def main() -> int:
         report["  by table, last run (connections: the client's own)"] = by_table
         stops = [ws_run(stack, key, agent_id, QUERY, stop_after_first_token=True)["stop_latency"] * 1000 for _ in range(RUNS)]
         report["stop latency, stop_agent sent to execution_stopped (ms, median)"] = round(statistics.median(stops), 1)
+        load_agent = api.post("/agents", json={"name": "load", "config": LOAD_CONFIG}).json()["agent_id"]
+        report.update(bench_load(stack, key, load_agent, engine, runtime_tap))
     finally:
         stack.stop()
         if aws_server is not None:
@@ -176,7 +242,7 @@ def main() -> int:
     runtime_bench = ROOT / "bench" / "runtime_bench.py"
     if runtime_bench.exists():
         print("\nRuntime benchmark:", flush=True)
-        return subprocess.run([sys.executable, str(runtime_bench)], check=False, cwd=ROOT).returncode
+        return subprocess.run([sys.executable, str(runtime_bench), *sys.argv[1:]], check=False, cwd=ROOT).returncode
     return 0
 
 

@@ -1,6 +1,7 @@
 """Loopback TCP taps for the benchmarks: forward a port unchanged while noting what passes.
 
-One tap sits in front of the runtime and notes when the first token line leaves it; one sits
+One tap sits in front of the runtime and notes when each execution's first token line leaves
+it; one sits
 in front of the AWS endpoint and counts DynamoDB write requests. Both only read the bytes;
 tests may also hold one request back (`hold`) to force a race.
 """
@@ -13,6 +14,7 @@ import threading
 import time
 
 TOKEN = re.compile(rb'"type":\s*"token"')
+EXECUTION = re.compile(rb'"execution_id":\s*"([0-9a-f-]{36})"')
 # A DynamoDB request: its operation header, then (in its body) the table it names.
 REQUEST = re.compile(rb'X-Amz-Target: DynamoDB_20120810\.(\w+)[\s\S]*?"TableName":\s*"([^"]+)"', re.IGNORECASE)
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
@@ -31,7 +33,7 @@ class Tap:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = 0
-        self.first_token_at: float | None = None
+        self.first_tokens: dict[str, float] = {}  # execution_id → when its first token line passed
         self.writes: list[tuple[str, str]] = []
         self.holds: list[Hold] = []
         self._ready = threading.Event()
@@ -49,7 +51,7 @@ class Tap:
         return hold
 
     def reset(self) -> None:
-        self.first_token_at = None
+        self.first_tokens = {}
         self.writes = []
 
     def _serve(self) -> None:
@@ -61,20 +63,25 @@ class Tap:
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        stream: dict[str, str] = {}  # the execution this connection's request named
         await asyncio.gather(
-            self._pipe(client_reader, server_writer, upstream=True),
-            self._pipe(server_reader, client_writer, upstream=False),
+            self._pipe(client_reader, server_writer, stream, upstream=True),
+            self._pipe(server_reader, client_writer, stream, upstream=False),
         )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream: dict[str, str], upstream: bool
+    ) -> None:
         pending = b""
         try:
             while data := await reader.read(65536):
                 if upstream:
                     pending = self._note_writes(pending + data)
+                    if named := EXECUTION.search(data):
+                        stream["execution_id"] = named.group(1).decode()
                     await self._wait_if_held(data)
-                elif self.first_token_at is None and TOKEN.search(data):
-                    self.first_token_at = time.monotonic()
+                elif TOKEN.search(data) and stream.get("execution_id") not in self.first_tokens:
+                    self.first_tokens[stream.get("execution_id", "")] = time.monotonic()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):

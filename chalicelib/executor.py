@@ -32,6 +32,7 @@ from chalicelib.runs import end, transition
 from chalicelib.settings import settings
 from chalicelib.telemetry import count, flush, logger
 
+
 class RunDeferred(Exception):
     """The run waits for the runtime: its message stays on the queue, visible again later."""
 

@@ -79,7 +79,7 @@ def test_tables_holding_history_have_point_in_time_recovery() -> None:
 
 
 def test_runs_queue_redrives_to_its_dlq_after_the_executors_receive_limit(aws: Any, data_stack: dict[str, Any]) -> None:
-    from chalicelib.executor import MAX_RECEIVES
+    from chalicelib.capacity import MAX_RECEIVES
 
     sqs = aws("sqs")
     url = sqs.get_queue_url(QueueName=data_stack["outputs"]["RunsQueueName"])["QueueUrl"]
