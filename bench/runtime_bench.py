@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from mcp_container.ingest import Ingestor, LoggedProgress
 from mcp_container.rag import Store
 
 CORPUS = ROOT / "mcp_container" / "corpus"
+RUNTIME_SECRET = secrets.token_urlsafe(32)
 QUERIES = [
     "What is fNIRS?",
     "How does the modified Beer-Lambert law handle scattering?",
@@ -127,7 +129,9 @@ def start_runtime(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, fl
 def execute_over_http(url: str, query: str, config: dict[str, object]) -> tuple[float, list[str]]:
     started = time.perf_counter()
     tokens = []
-    with httpx.stream("POST", f"{url}/execute", json={"query": query, "config": config}, timeout=300) as answer:
+    headers = {"Authorization": f"Bearer {RUNTIME_SECRET}"}
+    body = {"query": query, "config": config}
+    with httpx.stream("POST", f"{url}/execute", json=body, headers=headers, timeout=300) as answer:
         for line in answer.iter_lines():
             event = json.loads(line)
             if event["type"] == "token":
@@ -149,7 +153,8 @@ def bench_execute(workdir: Path, settings: Settings, runs: int) -> dict[str, flo
     subprocess.run([sys.executable, "-m", "mcp_container.ingest", str(CORPUS), "--collection", "fnirs", "--db", str(rag_db)],
                    cwd=ROOT, check=True, capture_output=True)
     env = {**os.environ, "DYNAVERA_RAG_DB": str(rag_db), "DYNAVERA_RUNTIME_HOST": "127.0.0.1",
-           "DYNAVERA_RUNTIME_PORT": str(free_port()), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+           "DYNAVERA_RUNTIME_PORT": str(free_port()), "DYNAVERA_RUNTIME_SECRET": RUNTIME_SECRET,
+           "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     process, url, start_s = start_runtime(env)
     try:
         engine = Engine(Settings(**{**settings.__dict__, "rag_db": rag_db}))

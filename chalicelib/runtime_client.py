@@ -39,7 +39,11 @@ def _client() -> httpx.Client:
     import httpx
 
     # Reads may pause for as long as the model takes between tokens; connects must be quick.
-    return httpx.Client(base_url=settings.mcp_agent_url, timeout=httpx.Timeout(60.0, connect=2.0))
+    return httpx.Client(
+        base_url=settings.mcp_agent_url,
+        headers={"Authorization": f"Bearer {settings.runtime_secret}"},
+        timeout=httpx.Timeout(60.0, connect=2.0),
+    )
 
 
 class RunStream:

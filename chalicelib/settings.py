@@ -27,6 +27,7 @@ class Settings:
     idempotency_table: str
     runs_queue_name: str
     mcp_agent_url: str
+    runtime_secret: str
     websocket_endpoint: str | None
     execution_deadline_seconds: int
     pending_deadline_seconds: int
@@ -52,6 +53,7 @@ class Settings:
             idempotency_table=name("IDEMPOTENCY_TABLE", "idempotency"),
             runs_queue_name=name("RUNS_QUEUE_NAME", "runs"),
             mcp_agent_url=env.get("MCP_AGENT_URL", "http://127.0.0.1:8001").rstrip("/"),
+            runtime_secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
             websocket_endpoint=env.get("WEBSOCKET_ENDPOINT") or None,
             execution_deadline_seconds=int(env.get("EXECUTION_DEADLINE_SECONDS", capacity.RUNNING_DEADLINE_SECONDS)),
             pending_deadline_seconds=int(env.get("PENDING_DEADLINE_SECONDS", capacity.PENDING_DEADLINE_SECONDS)),

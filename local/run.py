@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import time
@@ -14,6 +15,7 @@ from local.stack import ROOT, Stack
 DEMO_USER = "demo"
 DEMO_AGENT = "fNIRS assistant"
 KEY_FILE = ROOT / "build" / "demo_api_key"
+SECRET_FILE = ROOT / "build" / "runtime_secret"
 
 
 def demo_key() -> str:
@@ -30,6 +32,15 @@ def demo_key() -> str:
     KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
     KEY_FILE.write_text(key + "\n")
     return key
+
+
+def runtime_secret() -> str:
+    """The runtime's secret, made once and kept (owner-only) where local tools can read it."""
+    if not SECRET_FILE.exists():
+        SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+        SECRET_FILE.touch(mode=0o600)
+        SECRET_FILE.write_text(secrets.token_urlsafe(32) + "\n")
+    return SECRET_FILE.read_text().strip()
 
 
 def demo_agent(api_url: str, key: str) -> str:
@@ -49,7 +60,9 @@ def demo_agent(api_url: str, key: str) -> str:
 
 
 def main() -> int:
-    stack = Stack(stage=os.environ.get("DYNAVERA_STAGE", "dev"), log_dir=ROOT / "build" / "logs")
+    stack = Stack(
+        stage=os.environ.get("DYNAVERA_STAGE", "dev"), log_dir=ROOT / "build" / "logs", runtime_secret=runtime_secret()
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         print("Starting the AWS endpoint and creating tables and queues …", flush=True)
@@ -66,7 +79,7 @@ def main() -> int:
 Dynavera is running.
   REST API     {stack.api_url}
   WebSocket    {stack.ws_url}
-  Runtime      {stack.runtime_url}   (MCP at {stack.runtime_url}/mcp)
+  Runtime      {stack.runtime_url}   (MCP at {stack.runtime_url}/mcp; secret in build/runtime_secret)
   AWS endpoint {stack.aws_url}   ({aws})
   Logs         {stack.log_dir}/
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -52,6 +53,8 @@ class Stack:
     aws_url: str = endpoint.DEFAULT_URL
     visibility_timeout: int | None = None  # the deployed one (infra/data.yaml) unless a test asks
     log_dir: Path | None = None
+    # The runtime's secret, which the executor sends (DESIGN §6); one per stack unless given.
+    runtime_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     moto: endpoint.MotoServer | None = None
@@ -70,6 +73,7 @@ class Stack:
             **os.environ,
             **endpoint.aws_environment(self.aws_url, self.stage),
             "MCP_AGENT_URL": self.runtime_url,
+            "DYNAVERA_RUNTIME_SECRET": self.runtime_secret,
             "WEBSOCKET_ENDPOINT": f"{self.api_url}/{self.stage}",
             "POWERTOOLS_METRICS_NAMESPACE": "Dynavera",
             "PYTHONPATH": str(ROOT),

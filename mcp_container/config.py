@@ -30,6 +30,19 @@ class Settings:
     # None lets llama.cpp pick; ECS task sizes differ from laptops.
     n_threads: int | None = None
     default_collection: str = DEFAULT_COLLECTION
+    # What a caller must send as `Authorization: Bearer …` on every route but /health; the
+    # server refuses to start without one (see Settings.require_secret).
+    secret: str = ""
+    # Browser origins allowed to call the runtime; none by default (its callers are servers).
+    allowed_origins: frozenset[str] = frozenset()
+
+    def require_secret(self) -> str:
+        if len(self.secret) < 16:
+            raise ConfigError(
+                "DYNAVERA_RUNTIME_SECRET must hold a secret of at least 16 characters "
+                "(make run writes one to build/runtime_secret)"
+            )
+        return self.secret
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -43,6 +56,8 @@ class Settings:
             port=_int(env, "DYNAVERA_RUNTIME_PORT", 8001),
             queue_size=_int(env, "DYNAVERA_QUEUE_SIZE", 4),
             n_threads=None if threads is None else _int(env, "DYNAVERA_THREADS", 0),
+            secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
+            allowed_origins=frozenset(o.strip() for o in env.get("DYNAVERA_ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
 
 

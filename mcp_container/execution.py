@@ -7,6 +7,7 @@ through the scheduler, so the model serves one of them at a time.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -25,6 +26,8 @@ Event = dict[str, Any]
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 4000  # DESIGN.md §3
+# input_data may nest 32 levels (DESIGN.md §3) and sits two levels down in the body.
+MAX_DEPTH = 34
 MAX_TOP_K = 20
 MAX_TOKENS = 2048
 
@@ -35,6 +38,34 @@ class InvalidRequest(ValueError):
     def __init__(self, message: str, code: str = "validation_error") -> None:
         super().__init__(message)
         self.code = code
+
+
+def strict_json(raw: bytes) -> Any:
+    """Parse a body as strict JSON: no NaN or Infinity, no lone surrogates, bounded nesting."""
+
+    def refuse(constant: str) -> Any:
+        raise InvalidRequest(f"{constant} is not JSON", "invalid_json")
+
+    try:
+        value = json.loads(raw, parse_constant=refuse)
+    except RecursionError:
+        raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels", "invalid_json") from None
+    except ValueError as error:  # UnicodeDecodeError included
+        raise InvalidRequest(f"the body is not valid JSON: {error}", "invalid_json") from None
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidRequest("the body holds a lone surrogate, which is not Unicode text", "invalid_json") from None
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels", "invalid_json")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return value
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
@@ -21,7 +22,8 @@ from starlette.types import Receive, Scope, Send
 
 from mcp_container.config import Settings, configure_logging
 from mcp_container.engine import Engine
-from mcp_container.execution import Event, ExecuteRequest, InvalidRequest, run_execution
+from mcp_container.execution import Event, ExecuteRequest, InvalidRequest, run_execution, strict_json
+from mcp_container.guard import Guard, error_response
 from mcp_container.runtime import Runtime
 from mcp_container.scheduler import AlreadyRunning, QueueFull, Scheduler
 from mcp_container.tools import create_mcp_server
@@ -30,10 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024  # input_data is at most 32 KiB (DESIGN.md §3), plus config
 RETRY_AFTER_SECONDS = 5
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
 class EventStream(StreamingResponse):
@@ -61,7 +59,8 @@ async def _ndjson(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
         yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
+def create_app(settings: Settings, engine: Engine | None = None) -> Guard:
+    secret = settings.require_secret()
     runtime = Runtime(engine or Engine(settings), Scheduler(settings.queue_size))
     mcp_server = create_mcp_server(runtime)
     # Stateless: every MCP call stands alone, so a restarted runtime loses no client sessions.
@@ -81,9 +80,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         if len(raw) > MAX_BODY_BYTES:
             return error_response(400, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            return error_response(400, "invalid_json", "the body is not valid JSON")
+            body: Any = strict_json(raw)
+        except InvalidRequest as error:
+            return error_response(400, error.code, str(error))
         try:
             execute_request = ExecuteRequest.parse(body, settings.default_collection)
         except InvalidRequest as error:
@@ -116,7 +115,20 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         Route("/executions/{execution_id}/cancel", cancel, methods=["POST"]),
         *mcp_app.routes,
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    handlers = {HTTPException: _http_error, Exception: _internal_error}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    return Guard(app, secret, settings.allowed_origins)
+
+
+async def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "bad_request")
+    return error_response(error.status_code, code, str(error.detail), dict(error.headers or {}))
+
+
+async def _internal_error(_: Request, error: Exception) -> JSONResponse:
+    log.error("unhandled error", exc_info=error)
+    return error_response(500, "internal_error", "the runtime failed; see its logs")
 
 
 def main() -> None:

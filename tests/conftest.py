@@ -82,7 +82,7 @@ def bob(rest_stack: Stack) -> Api:
 @pytest.fixture(scope="session")
 def live_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
     """Gateway and poller on their own stage, running against the real runtime process."""
-    stack = make_stack("live", aws_url=aws_endpoint, runtime_url=runtime.url)
+    stack = make_stack("live", aws_url=aws_endpoint, runtime_url=runtime.url, runtime_secret=runtime.secret)
     stack.start_aws()
     stack.start_gateway()
     stack.start_poller()

@@ -55,7 +55,7 @@ def queue_is_empty(stack: Stack, name: str) -> bool:
 def busy_stack(aws_endpoint: str, runtime: Any) -> Iterator[tuple[Stack, RuntimeProxy]]:
     """The runtime behind a proxy that answers 429 to the first six /execute requests."""
     with running(RuntimeProxy([runtime.url], refuse_first=6)) as proxy:
-        stack = make_stack("busy", aws_url=aws_endpoint, runtime_url=proxy.url)
+        stack = make_stack("busy", aws_url=aws_endpoint, runtime_url=proxy.url, runtime_secret=runtime.secret)
         stack.extra_env = {"RETRY_BASE_SECONDS": "1"}
         stack.start_aws()
         stack.start_gateway()
@@ -130,7 +130,7 @@ def balanced_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
     try:
         wait_for(f"http://127.0.0.1:{port}/health", second, 120, "The second runtime")
         with running(RuntimeProxy([runtime.url, f"http://127.0.0.1:{port}"])) as proxy:
-            stack = make_stack("balanced", aws_url=aws_endpoint, runtime_url=proxy.url)
+            stack = make_stack("balanced", aws_url=aws_endpoint, runtime_url=proxy.url, runtime_secret=runtime.secret)
             stack.start_aws()
             stack.start_gateway()
             stack.start_poller()

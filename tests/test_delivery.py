@@ -107,7 +107,7 @@ def test_thirty_sockets_subscribing_at_random_moments_each_get_exactly_their_ran
 def tapped_stack(aws_endpoint: str, runtime: Any) -> Any:
     """A stack whose executor reaches the AWS endpoint through a tap that can hold a request."""
     tap = Tap(int(aws_endpoint.rsplit(":", 1)[1]))
-    stack = make_stack("race", aws_url=aws_endpoint, runtime_url=runtime.url)
+    stack = make_stack("race", aws_url=aws_endpoint, runtime_url=runtime.url, runtime_secret=runtime.secret)
     stack.start_aws()
     stack.start_gateway()
     stack.start_poller(aws_url=tap.url)

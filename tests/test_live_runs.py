@@ -301,7 +301,7 @@ def test_sweeper_fails_a_run_left_running_past_its_deadline(runtime_down_stack: 
 def test_stop_of_pending_execution_never_reaches_runtime(aws_endpoint: str, runtime: Any) -> None:
     from tests.conftest import make_stack
 
-    stack = make_stack("pend", aws_url=aws_endpoint, runtime_url=runtime.url)
+    stack = make_stack("pend", aws_url=aws_endpoint, runtime_url=runtime.url, runtime_secret=runtime.secret)
     try:
         stack.start_aws()
         stack.start_gateway()

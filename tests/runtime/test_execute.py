@@ -18,7 +18,8 @@ LONG = {"max_tokens": 1024, "temperature": 0}  # outlasts any test that cancels 
 
 @pytest.fixture
 def client(runtime: Any) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=runtime.url, timeout=60) as client:
+    headers = {"Authorization": f"Bearer {runtime.secret}"}
+    with httpx.Client(base_url=runtime.url, headers=headers, timeout=60) as client:
         yield client
 
 

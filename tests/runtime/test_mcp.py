@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx2
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 
-async def _list_and_search(url: str) -> tuple[set[str], Any]:
-    async with Client(f"{url}/mcp") as client:
+async def _list_and_search(url: str, secret: str) -> tuple[set[str], Any]:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"})
+    async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
         tools = await client.list_tools()
         found = await client.call_tool("search_documents", {"query": "motion artefacts", "collection": "fnirs", "top_k": 2})
         return {tool.name for tool in tools.tools}, found
 
 
 def test_mcp_client_lists_the_tools_and_gets_search_results(runtime: Any) -> None:
-    names, found = asyncio.run(_list_and_search(runtime.url))
+    names, found = asyncio.run(_list_and_search(runtime.url, runtime.secret))
     assert {"search_documents", "ask"} <= names
     assert not found.is_error
     passages = found.structured_content["result"]
