@@ -132,7 +132,7 @@ def execute_over_http(url: str, query: str, config: dict[str, object]) -> tuple[
     headers = {"Authorization": f"Bearer {RUNTIME_SECRET}"}
     body = {"query": query, "config": config}
     with httpx.stream("POST", f"{url}/execute", json=body, headers=headers, timeout=300) as answer:
-        for line in answer.iter_lines():
+        for line in filter(str.strip, answer.iter_lines()):
             event = json.loads(line)
             if event["type"] == "token":
                 tokens.append(event["text"])

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024  # input_data is at most 32 KiB (DESIGN.md §3), plus config
 RETRY_AFTER_SECONDS = 5
+KEEPALIVE_SECONDS = 5.0
 
 
 class EventStream(StreamingResponse):
@@ -55,8 +56,24 @@ class EventStream(StreamingResponse):
 
 
 async def _ndjson(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
-    async for event in events:
-        yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
+    """One line per event, and an empty line after each quiet KEEPALIVE_SECONDS: a run waiting
+    its turn keeps its client's read timeout from firing, and a client that has gone is
+    noticed (the write fails) so its place is given up."""
+    upcoming = asyncio.ensure_future(anext(events))
+    try:
+        while True:
+            done, _ = await asyncio.wait({upcoming}, timeout=KEEPALIVE_SECONDS)
+            if not done:
+                yield b"\n"
+                continue
+            try:
+                event = upcoming.result()
+            except StopAsyncIteration:
+                return
+            yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
+            upcoming = asyncio.ensure_future(anext(events))
+    finally:
+        upcoming.cancel()
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> Guard:
