@@ -1,5 +1,10 @@
 """The local API Gateway: REST proxy events, WebSocket events and the @connections API,
-all delivered to the same Chalice app that runs in Lambda."""
+all delivered to the same Chalice app that runs in Lambda.
+
+Clients reach REST and WebSocket on the public port. The @connections API answers only on a
+port of its own (as in AWS, where it needs IAM credentials), so no client can post frames into
+another's socket, close it or read its address.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import base64
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -64,11 +70,14 @@ class _Client:
 
 
 class Gateway:
-    def __init__(self, chalice_app: Any, ws_handlers: dict[str, Callable[..., Any]], stage: str, host: str) -> None:
+    def __init__(
+        self, chalice_app: Any, ws_handlers: dict[str, Callable[..., Any]], stage: str, host: str, management_port: int
+    ) -> None:
         self.app = chalice_app
         self.ws_handlers = ws_handlers
         self.stage = stage
         self.host = host
+        self.management_port = management_port
         self.routes = _compile_routes(chalice_app.routes)
         self.clients: dict[str, _Client] = {}
         # The Chalice app keeps the current request on itself, as one Lambda container does:
@@ -169,9 +178,14 @@ class Gateway:
         self.clients[connection_id] = _Client(websocket, websocket.client.host if websocket.client else "")
         try:
             while True:
-                text = await websocket.receive_text()
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
                 self.clients[connection_id].last_active_at = datetime.now(UTC).isoformat()
-                event = self._ws_event("$default", "MESSAGE", connection_id, websocket, text)
+                event = self._ws_event("$default", "MESSAGE", connection_id, websocket, message.get("text"))
+                if message.get("text") is None:
+                    # A binary frame reaches $default base64-encoded, as API Gateway passes it on.
+                    event.update(body=base64.b64encode(message.get("bytes") or b"").decode(), isBase64Encoded=True)
                 try:
                     await self._invoke_ws("message", event)
                 except Exception:
@@ -213,21 +227,28 @@ class Gateway:
             }
         )
 
-    def asgi(self) -> Starlette:
-        return Starlette(
+    def asgi(self) -> Any:
+        """One app for both listeners; which one a request came in on decides what it may reach."""
+        public = Starlette(
             routes=[
                 WebSocketRoute("/ws", self.websocket),
-                Route(
-                    f"/{self.stage}/@connections/{{connection_id}}",
-                    self.connections,
-                    methods=["GET", "POST", "DELETE"],
-                ),
                 Route("/{path:path}", self.rest, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
             ]
         )
+        management = Starlette(
+            routes=[
+                Route(f"/{self.stage}/@connections/{{connection_id}}", self.connections, methods=["GET", "POST", "DELETE"]),
+            ]
+        )
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            on_management = scope["type"] != "lifespan" and scope["server"][1] == self.management_port
+            await (management if on_management else public)(scope, receive, send)
+
+        return app
 
 
-def create_gateway(host: str, port: int) -> Gateway:
+def create_gateway(host: str, port: int, management_port: int) -> Gateway:
     import app as app_module
     from chalicelib.settings import settings
 
@@ -236,16 +257,26 @@ def create_gateway(host: str, port: int) -> Gateway:
         "message": app_module.ws_message,
         "disconnect": app_module.ws_disconnect,
     }
-    return Gateway(app_module.app, handlers, settings.stage, f"{host}:{port}")
+    return Gateway(app_module.app, handlers, settings.stage, f"{host}:{port}", management_port)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the Chalice app as API Gateway would.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--management-port", type=int, default=8002, help="the @connections API, on loopback only")
     args = parser.parse_args()
-    gateway = create_gateway(args.host, args.port)
-    uvicorn.run(gateway.asgi(), host=args.host, port=args.port, log_level="warning", ws="websockets-sansio")
+    gateway = create_gateway(args.host, args.port, args.management_port)
+    sockets = [_listen(args.host, args.port), _listen("127.0.0.1", args.management_port)]
+    server = uvicorn.Server(uvicorn.Config(gateway.asgi(), log_level="warning", ws="websockets-sansio"))
+    server.run(sockets=sockets)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes] | None, timeout: float, 
 class Stack:
     stage: str = "dev"
     gateway_port: int = 8000
+    management_port: int = field(default_factory=free_port)  # the gateway's @connections API
     runtime_url: str = "http://127.0.0.1:8001"
     aws_url: str = endpoint.DEFAULT_URL
     visibility_timeout: int | None = None  # the deployed one (infra/data.yaml) unless a test asks
@@ -74,7 +75,7 @@ class Stack:
             **endpoint.aws_environment(self.aws_url, self.stage),
             "MCP_AGENT_URL": self.runtime_url,
             "DYNAVERA_RUNTIME_SECRET": self.runtime_secret,
-            "WEBSOCKET_ENDPOINT": f"{self.api_url}/{self.stage}",
+            "WEBSOCKET_ENDPOINT": f"http://127.0.0.1:{self.management_port}/{self.stage}",
             "POWERTOOLS_METRICS_NAMESPACE": "Dynavera",
             "PYTHONPATH": str(ROOT),
             **self.extra_env,
@@ -110,7 +111,9 @@ class Stack:
         wait_for(f"http://127.0.0.1:{port}/health", process, timeout, "The runtime")
 
     def start_gateway(self, timeout: float = 30.0) -> None:
-        process = self.spawn("gateway", "-m", "local.gateway", "--port", str(self.gateway_port))
+        process = self.spawn(
+            "gateway", "-m", "local.gateway", "--port", str(self.gateway_port), "--management-port", str(self.management_port)
+        )
         wait_for(f"{self.api_url}/health", process, timeout, "The gateway")
 
     def start_poller(self, sweep_every: float = 60.0, aws_url: str | None = None) -> None:

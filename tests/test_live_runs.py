@@ -191,7 +191,7 @@ def test_connection_reported_gone_is_deleted_on_the_spot(live_stack: Stack, user
     """A row for a connection the gateway does not know (API Gateway answers 410 Gone for it)."""
     execution_id = start_rest(user)
     ghost = f"ghost{uuid.uuid4().hex[:8]}"
-    endpoint = f"{live_stack.api_url}/{live_stack.stage}"
+    endpoint = f"http://127.0.0.1:{live_stack.management_port}/{live_stack.stage}"
     expires = int(time.time()) + 3600
     table(live_stack, "connections").put_item(
         Item={"connection_id": ghost, "user_id": "someone", "endpoint": endpoint, "connected_at": "x", "expires_at": expires}
