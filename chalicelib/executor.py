@@ -86,7 +86,12 @@ class Run:
         self.stopping = False
 
     def emit(self, event_type: str, content: dict[str, Any]) -> None:
-        self.broadcast.publish(append_event(self.execution_id, self.broadcast.last_seq + 1, event_type, content))
+        event = append_event(self.execution_id, self.broadcast.last_seq + 1, event_type, content)
+        if not self.broadcast.followers:
+            # A start_agent subscription can land just after the claim: look again rather than
+            # leave the first token to the watcher's next tick.
+            self.broadcast.refresh()
+        self.broadcast.publish(event)
 
     def finish(self, status: str, content: dict[str, Any], *actions: Any) -> None:
         end(self.execution, status, content, *actions, broadcast=self.broadcast)
