@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import time
+from pathlib import Path
 
 from deploy.plan import INFRA, ROOT, Outputs, Plan, deploy_stack
 
@@ -28,11 +29,11 @@ def deploy_console_stack(plan: Plan) -> Outputs:
     return deploy_stack(plan, "console", {"Stage": plan.stage} if "Stage" in declared else {}, template=TEMPLATE)
 
 
-def publish(plan: Plan, console: Outputs, api_url: str, ws_url: str) -> None:
+def publish(plan: Plan, console: Outputs, api_url: str, ws_url: str, source: Path = CONSOLE) -> None:
     bucket = console["BucketName"]
-    plan.command(["npm", "ci"], cwd=CONSOLE)
-    plan.command(["npm", "run", "build"], cwd=CONSOLE)
-    dist = CONSOLE / "dist"
+    plan.command(["npm", "ci"], cwd=source)
+    plan.command(["npm", "run", "build"], cwd=source)
+    dist = source / "dist"
     plan.show(["aws", "s3", "sync", "console/dist", f"s3://{bucket}/", "--exclude", "config.json"])
     config = json.dumps({"apiUrl": api_url.rstrip("/"), "wsUrl": ws_url.rstrip("/")})
     plan.say(f"  $ echo '{config}' | aws s3 cp - s3://{bucket}/config.json --cache-control {ALWAYS_CHECK}")

@@ -95,7 +95,10 @@ class Plan:
 
 
 def _run(command: Sequence[str], cwd: Path, stdin: str | None, env: dict[str, str]) -> None:
-    done = subprocess.run(list(command), cwd=cwd, input=stdin, text=True, check=False, env={**os.environ, **env})
+    try:
+        done = subprocess.run(list(command), cwd=cwd, input=stdin, text=True, check=False, env={**os.environ, **env})
+    except FileNotFoundError as err:
+        raise DeployError(f"{command[0]} is not installed (or not on PATH); see the README's deploy prerequisites.") from err
     if done.returncode != 0:
         raise DeployError(f"{command[0]} failed (exit {done.returncode}): {shlex.join(command)}")
 

@@ -3,6 +3,7 @@ the Chalice app, the console's files; and the teardown, in the reverse order."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 
 from cli import stages
@@ -61,6 +62,7 @@ def publish_console(plan: Plan) -> None:
 def up(plan: Plan, vpc_id: str, subnets: Sequence[str], runtime_parameters: dict[str, str] | None = None) -> None:
     if len(subnets) < 2:
         raise DeployError("SUBNETS needs at least two private subnets in different Availability Zones, comma-separated.")
+    _check_tools(plan)
     _check_identity(plan)
     deploy_data(plan)
     deploy_registry(plan)
@@ -87,6 +89,14 @@ def down(plan: Plan) -> None:
         f"\nDone. The tables holding history are kept (DeletionPolicy Retain): dynavera-{plan.stage}-agents, "
         f"-executions, -events, -api-keys. Delete them with `aws dynamodb delete-table --table-name …` if you mean to."
     )
+
+
+def _check_tools(plan: Plan) -> None:
+    """Fail before the first stack, not between two: the image step needs Docker, the console npm."""
+    needed = ["docker"] + (["npm"] if console.present() else [])
+    missing = [tool for tool in needed if shutil.which(tool) is None]
+    if missing and not plan.dry_run:
+        raise DeployError(f"{' and '.join(missing)} not found on PATH; see the README's deploy prerequisites.")
 
 
 def _check_identity(plan: Plan) -> None:

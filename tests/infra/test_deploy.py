@@ -281,3 +281,45 @@ def test_deploy_refuses_too_few_subnets_and_unknown_stages(tmp_path: Path) -> No
     assert one.returncode != 0 and "at least two private subnets" in one.stderr
     unknown = _cli(["deploy", "--stage", "qa", "--vpc-id", "vpc-1", "--subnets", DRY_RUN_SUBNETS, "--dry-run"], {"HOME": str(tmp_path)})
     assert unknown.returncode != 0 and ".chalice/config.json" in unknown.stderr
+
+
+def test_console_files_go_to_its_bucket_with_the_apis_urls_then_cloudfront_is_invalidated(
+    aws: Callable[[str], Any], tmp_path: Path
+) -> None:
+    from deploy import console
+    from deploy.plan import Outputs
+
+    dist = tmp_path / "console" / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><div id=app></div>")
+    (dist / "assets" / "index-3f9c2ab1.js").write_text("console.log(1)")
+    bucket = "dynavera-consoletest-console"
+    aws("s3").create_bucket(Bucket=bucket)
+    origin = {"Id": "site", "DomainName": f"{bucket}.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}
+    distribution = aws("cloudfront").create_distribution(
+        DistributionConfig={
+            "CallerReference": "consoletest",
+            "Comment": "",
+            "Enabled": True,
+            "Origins": {"Quantity": 1, "Items": [origin]},
+            "DefaultCacheBehavior": {"TargetOriginId": "site", "ViewerProtocolPolicy": "redirect-to-https", "MinTTL": 0},
+        }
+    )["Distribution"]["Id"]
+    commands = Commands()
+    plan = Plan(stage="consoletest", region=REGION, aws=aws, poll_seconds=1, run_command=commands)
+    outputs = Outputs("dynavera-consoletest-console", {"BucketName": bucket, "DistributionId": distribution})
+    api, ws = "https://abc.execute-api.us-east-1.amazonaws.com/dev/", "wss://def.execute-api.us-east-1.amazonaws.com/dev/"
+    console.publish(plan, outputs, api, ws, source=tmp_path / "console")
+
+    assert commands.ran == [["npm", "ci"], ["npm", "run", "build"]]
+    s3 = aws("s3")
+    config = s3.get_object(Bucket=bucket, Key="config.json")
+    # The console reads these two names (console/src/api/types.ts, ConsoleConfig).
+    assert json.loads(config["Body"].read()) == {"apiUrl": api.rstrip("/"), "wsUrl": ws.rstrip("/")}
+    assert config["CacheControl"] == "no-cache"
+    index = s3.head_object(Bucket=bucket, Key="index.html")
+    assert (index["ContentType"], index["CacheControl"]) == ("text/html", "no-cache")
+    asset = s3.head_object(Bucket=bucket, Key="assets/index-3f9c2ab1.js")
+    assert asset["ContentType"] == "text/javascript" and "immutable" in asset["CacheControl"]
+    invalidations = aws("cloudfront").list_invalidations(DistributionId=distribution)["InvalidationList"]
+    assert invalidations["Quantity"] == 1
