@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from deploy.plan import ROOT, Outputs, Plan, deploy_stack
 
 # Runtime stack output → the app stack's parameter of the same name.
@@ -135,8 +137,6 @@ def _sha256(data: bytes) -> str:
 
 
 def _object_exists(s3: Any, bucket: str, key: str) -> bool:
-    from botocore.exceptions import ClientError
-
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError:

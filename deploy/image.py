@@ -58,3 +58,18 @@ def publish_image(plan: Plan, repository_name: str, repository_uri: str, tag: st
         plan.run_command(["docker", "login", "--username", "AWS", "--password-stdin", registry], ROOT, password, {})
     plan.command(["docker", "build", "--platform", "linux/amd64", "--tag", image, "mcp_container"])
     plan.command(["docker", "push", image])
+
+
+def delete_images(plan: Plan) -> None:
+    """Empty the repository before its stack goes (EmptyOnDelete does it too, where honoured)."""
+    name = f"dynavera-{plan.stage}-runtime"
+    plan.show(["aws", "ecr", "batch-delete-image", "--repository-name", name, "--image-ids", "<every image>"])
+    if plan.dry_run:
+        return
+    ecr = plan.client("ecr")
+    try:
+        for page in ecr.get_paginator("list_images").paginate(repositoryName=name):
+            if page["imageIds"]:
+                ecr.batch_delete_image(repositoryName=name, imageIds=page["imageIds"])
+    except ecr.exceptions.RepositoryNotFoundException:
+        return

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError, WaiterError
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
@@ -55,11 +56,11 @@ class Plan:
     poll_seconds: int = 10
     run_command: Callable[[Sequence[str], Path, str | None, dict[str, str]], None] | None = None
     outputs: dict[str, Outputs] = field(default_factory=dict)
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.aws is None:
-            session = boto3.Session(region_name=self.region)
-            self.aws = session.client
+            self.aws = boto3.Session(region_name=self.region).client
         if self.run_command is None:
             self.run_command = _run
 
@@ -69,7 +70,9 @@ class Plan:
 
     def client(self, service: str) -> Any:
         assert self.aws is not None
-        return self.aws(service)
+        if service not in self._clients:
+            self._clients[service] = self.aws(service)
+        return self._clients[service]
 
     def say(self, line: str) -> None:
         print(line, flush=True)
@@ -109,8 +112,6 @@ def read_outputs(cfn: Any, name: str) -> dict[str, str]:
 
 
 def stack_status(cfn: Any, name: str) -> str | None:
-    from botocore.exceptions import ClientError
-
     try:
         return cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
     except ClientError as err:
@@ -123,62 +124,62 @@ def deploy_stack(
     plan: Plan,
     part: str,
     parameters: dict[str, str],
-    template: Path | None = None,
+    template: Path,
     template_url: str | None = None,
     capabilities: Sequence[str] = (),
 ) -> Outputs:
-    """Create the stack, or update it; an update with nothing to change is not an error."""
-    from botocore.exceptions import ClientError
+    """Create the stack, or update it; an update with nothing to change is not an error.
 
+    `template_url` (an S3 URL) is sent instead of the file's text when the template is over
+    CloudFormation's 51,200-byte inline limit.
+    """
     name = stack_name(plan.stage, part)
-    shown = str(template.relative_to(ROOT)) if template else "<packaged template>"
-    cli = ["aws", "cloudformation", "deploy", "--stack-name", name, "--template-file", shown, "--no-fail-on-empty-changeset"]
-    if capabilities:
-        cli += ["--capabilities", *capabilities]
-    if parameters:
-        cli += ["--parameter-overrides", *(f"{k}={v}" for k, v in parameters.items())]
-    plan.show(cli)
+    cli = ["aws", "cloudformation", "deploy", "--stack-name", name, "--template-file", str(template.relative_to(ROOT))]
+    cli += ["--no-fail-on-empty-changeset", *(["--capabilities", *capabilities] if capabilities else [])]
+    plan.show(cli + (["--parameter-overrides", *(f"{k}={v}" for k, v in parameters.items())] if parameters else []))
     if plan.dry_run:
         plan.outputs[name] = Outputs(name, dry_run=True)
         return plan.outputs[name]
-    cfn = plan.client("cloudformation")
-    source = {"TemplateURL": template_url} if template_url else {"TemplateBody": template.read_text()}  # type: ignore[union-attr]
     request = {
         "StackName": name,
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
         "Capabilities": list(capabilities),
         "Tags": [{"Key": "dynavera:stage", "Value": plan.stage}],
-        **source,
+        **({"TemplateURL": template_url} if template_url else {"TemplateBody": template.read_text()}),
     }
-    waiter_config = {"Delay": plan.poll_seconds, "MaxAttempts": 3600 // plan.poll_seconds}
+    _create_or_update(plan, request)
+    plan.outputs[name] = Outputs(name, read_outputs(plan.client("cloudformation"), name))
+    return plan.outputs[name]
+
+
+def _create_or_update(plan: Plan, request: dict[str, Any]) -> None:
+    cfn = plan.client("cloudformation")
+    name = request["StackName"]
     status = stack_status(cfn, name)
     if status == "ROLLBACK_COMPLETE":
         # A first creation that failed leaves a stack that can only be deleted.
         plan.say(f"  {name} failed to create last time; deleting it before trying again")
         cfn.delete_stack(StackName=name)
-        cfn.get_waiter("stack_delete_complete").wait(StackName=name, WaiterConfig=waiter_config)
+        _wait(plan, name, "stack_delete_complete")
         status = None
     if status is None:
         cfn.create_stack(**request)
-        _wait(cfn, name, "stack_create_complete", waiter_config)
-    else:
-        try:
-            cfn.update_stack(**request)
-        except ClientError as err:
-            if "No updates are to be performed" not in str(err):
-                raise DeployError(f"Updating {name} failed: {err}") from err
-            plan.say(f"  {name}: no changes")
-        else:
-            _wait(cfn, name, "stack_update_complete", waiter_config)
-    plan.outputs[name] = Outputs(name, read_outputs(cfn, name))
-    return plan.outputs[name]
-
-
-def _wait(cfn: Any, name: str, waiter: str, config: dict[str, int]) -> None:
-    from botocore.exceptions import WaiterError
-
+        _wait(plan, name, "stack_create_complete")
+        return
     try:
-        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig=config)
+        cfn.update_stack(**request)
+    except ClientError as err:
+        if "No updates are to be performed" not in str(err):
+            raise DeployError(f"Updating {name} failed: {err}") from err
+        plan.say(f"  {name}: no changes")
+        return
+    _wait(plan, name, "stack_update_complete")
+
+
+def _wait(plan: Plan, name: str, waiter: str) -> None:
+    cfn = plan.client("cloudformation")
+    try:
+        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": plan.poll_seconds, "MaxAttempts": 3600 // plan.poll_seconds})
     except WaiterError as err:
         reasons = [
             f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
@@ -199,7 +200,7 @@ def delete_stack(plan: Plan, part: str) -> None:
         plan.say(f"  {name}: not there")
         return
     cfn.delete_stack(StackName=name)
-    _wait(cfn, name, "stack_delete_complete", {"Delay": plan.poll_seconds, "MaxAttempts": 3600 // plan.poll_seconds})
+    _wait(plan, name, "stack_delete_complete")
 
 
 def empty_bucket(plan: Plan, part: str, output: str) -> None:

@@ -83,6 +83,7 @@ def down(plan: Plan) -> None:
         delete_stack(plan, "console")
     delete_stack(plan, "runtime")
     empty_bucket(plan, "registry", "ArtifactBucketName")
+    image.delete_images(plan)
     delete_stack(plan, "registry")
     delete_stack(plan, "data")
     plan.say(

@@ -323,3 +323,20 @@ def test_console_files_go_to_its_bucket_with_the_apis_urls_then_cloudfront_is_in
     assert asset["ContentType"] == "text/javascript" and "immutable" in asset["CacheControl"]
     invalidations = aws("cloudfront").list_invalidations(DistributionId=distribution)["InvalidationList"]
     assert invalidations["Quantity"] == 1
+
+
+def test_destroy_deletes_every_stack_of_the_stage_in_reverse_order(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan: Plan = rolled_out["plan"]
+    bucket = plan.stack_outputs("registry")["ArtifactBucketName"]
+    rollout.down(plan)
+    cfn = aws("cloudformation")
+    assert not [s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackName"].startswith("dynavera-deploytest-")]
+    deleted = [
+        line.split("--stack-name ")[1].rsplit("-", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if "cloudformation delete-stack" in line
+    ]
+    assert deleted == ["app", "runtime", "registry", "data"]
+    assert bucket not in {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}
