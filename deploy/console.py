@@ -23,9 +23,10 @@ def present() -> bool:
 
 
 def deploy_console_stack(plan: Plan) -> Outputs:
-    from local.endpoint import load_template
+    from cfnlint.decode import decode
 
-    declared = load_template(TEMPLATE).get("Parameters", {})
+    parsed, _ = decode(str(TEMPLATE))
+    declared = (parsed or {}).get("Parameters", {})
     return deploy_stack(plan, "console", {"Stage": plan.stage} if "Stage" in declared else {}, template=TEMPLATE)
 
 
