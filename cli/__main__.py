@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli import key_store, stages
+from cli import stages
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_KEY_FILE = ROOT / "build" / "demo_api_key"
@@ -41,8 +41,10 @@ def ws_url() -> str:
 
 
 def keys_create(args: argparse.Namespace) -> int:
+    from cli import key_store
+
     where = key_store.target(args.stage, args.local, args.region)
-    from chalicelib.auth import create_api_key
+    from chalicelib.auth import create_api_key  # reads the settings target() arranged
 
     try:
         key = create_api_key(args.user)
