@@ -8,6 +8,7 @@ import json
 import mimetypes
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from deploy.plan import INFRA, ROOT, Outputs, Plan, deploy_stack
 
@@ -27,7 +28,16 @@ def deploy_console_stack(plan: Plan) -> Outputs:
 
     parsed, _ = decode(str(TEMPLATE))
     declared = (parsed or {}).get("Parameters", {})
-    return deploy_stack(plan, "console", {"Stage": plan.stage} if "Stage" in declared else {}, template=TEMPLATE)
+    parameters = {"Stage": plan.stage} if "Stage" in declared else {}
+    return deploy_stack(plan, "console", parameters, template=TEMPLATE, capabilities=("CAPABILITY_IAM",))
+
+
+def origin(console_url: str) -> str:
+    """What a browser sends as `Origin` from the console: scheme and host, no path."""
+    if not console_url or console_url.startswith("<"):
+        return console_url
+    parts = urlsplit(console_url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def publish(plan: Plan, console: Outputs, api_url: str, ws_url: str, source: Path = CONSOLE) -> None:

@@ -40,7 +40,7 @@ def deploy_console_stack(plan: Plan) -> str:
         plan.say("\n[5/7] console: no console/ or infra/console.yaml in this checkout; skipped")
         return ""
     plan.say("\n[5/7] console: bucket and CloudFront distribution")
-    return console.deploy_console_stack(plan)["ConsoleUrl"].rstrip("/")
+    return console.deploy_console_stack(plan)["ConsoleUrl"]
 
 
 def deploy_app(plan: Plan, console_origin: str) -> None:
@@ -69,7 +69,7 @@ def up(plan: Plan, vpc_id: str, subnets: Sequence[str], runtime_parameters: dict
     tag = publish_runtime_image(plan)
     deploy_runtime(plan, vpc_id, subnets, tag, runtime_parameters or {})
     console_url = deploy_console_stack(plan)
-    deploy_app(plan, console_url)
+    deploy_app(plan, console.origin(console_url))
     publish_console(plan)
     _report(plan, console_url)
 

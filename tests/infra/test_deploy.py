@@ -340,3 +340,11 @@ def test_destroy_deletes_every_stack_of_the_stage_in_reverse_order(
     ]
     assert deleted == ["app", "runtime", "registry", "data"]
     assert bucket not in {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}
+
+
+def test_the_console_origin_allowed_by_cors_is_scheme_and_host_only() -> None:
+    from deploy.console import origin
+
+    assert origin("https://d111111abcdef8.cloudfront.net/index.html") == "https://d111111abcdef8.cloudfront.net"
+    assert origin("https://d111111abcdef8.cloudfront.net/") == "https://d111111abcdef8.cloudfront.net"
+    assert origin("") == ""
