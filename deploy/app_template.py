@@ -3,7 +3,7 @@ wired in as CloudFormation parameters, so .chalice/config.json holds no per-acco
 
 The merge template adds, to what Chalice generates:
 - parameters for the runtime stack's outputs, referenced by the executor only
-  (MCP_AGENT_URL, its subnets and security group);
+  (MCP_AGENT_URL, the runtime's secret, its subnets and security group);
 - each function's name as `chalice deploy` would give it (the REST API's is `dynavera-<stage>`),
   so the log groups Chalice declares with their retention, and the policy allowing them, are
   known before the stack exists.
@@ -23,9 +23,10 @@ from botocore.exceptions import ClientError
 from deploy.plan import ROOT, Outputs, Plan, deploy_stack
 
 # Runtime stack output → the app stack's parameter of the same name.
-RUNTIME_OUTPUTS = ("RuntimeUrl", "LambdaSubnetIds", "LambdaSecurityGroupId")
+RUNTIME_OUTPUTS = ("RuntimeUrl", "RuntimeSecretArn", "LambdaSubnetIds", "LambdaSecurityGroupId")
 PARAMETERS = {
     "RuntimeUrl": {"Type": "String", "Description": "MCP_AGENT_URL of the executor: the runtime stack's internal ALB."},
+    "RuntimeSecretArn": {"Type": "String", "Description": "The runtime's bearer secret in Secrets Manager (runtime stack)."},
     "LambdaSubnetIds": {"Type": "List<AWS::EC2::Subnet::Id>", "Description": "The executor's subnets (runtime stack)."},
     "LambdaSecurityGroupId": {"Type": "AWS::EC2::SecurityGroup::Id", "Description": "The executor's security group (runtime stack)."},
     "ConsoleOrigin": {"Type": "String", "Default": "", "Description": "The web console's origin, allowed by CORS; empty for none."},
@@ -65,7 +66,13 @@ def merge_template(app: Any, stage: str) -> dict[str, Any]:
         resources[function.log_group_id] = {"Properties": {"LogGroupName": f"/aws/lambda/{function.name}"}}
     resources[EXECUTOR]["Properties"].update(
         {
-            "Environment": {"Variables": {"MCP_AGENT_URL": {"Ref": "RuntimeUrl"}}},
+            "Environment": {
+                "Variables": {
+                    "MCP_AGENT_URL": {"Ref": "RuntimeUrl"},
+                    # Resolved by CloudFormation at deploy time: the executor reads no secret store.
+                    "DYNAVERA_RUNTIME_SECRET": {"Fn::Sub": "{{resolve:secretsmanager:${RuntimeSecretArn}:SecretString}}"},
+                }
+            },
             "VpcConfig": {"SubnetIds": {"Ref": "LambdaSubnetIds"}, "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}]},
         }
     )

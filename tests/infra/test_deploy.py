@@ -50,10 +50,12 @@ def test_dry_run_wires_every_runtime_output_the_executor_needs(dry_run: DryRun) 
         assert f"{name}=<dynavera-dev-runtime.{name}>" in dry_run.stdout, name
     executor = sam["Resources"]["RunExecutions"]["Properties"]
     assert executor["Environment"]["Variables"]["MCP_AGENT_URL"] == {"Ref": "RuntimeUrl"}
+    secret = executor["Environment"]["Variables"]["DYNAVERA_RUNTIME_SECRET"]
+    assert secret == {"Fn::Sub": "{{resolve:secretsmanager:${RuntimeSecretArn}:SecretString}}"}
     assert executor["VpcConfig"]["SubnetIds"] == {"Ref": "LambdaSubnetIds"}
     assert executor["VpcConfig"]["SecurityGroupIds"] == [{"Ref": "LambdaSecurityGroupId"}]
     others = [r["Properties"] for k, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function" and k != "RunExecutions"]
-    assert others and not any("MCP_AGENT_URL" in f["Environment"]["Variables"] for f in others)
+    assert others and not any({"MCP_AGENT_URL", "DYNAVERA_RUNTIME_SECRET"} & set(f["Environment"]["Variables"]) for f in others)
     assert not any("VpcConfig" in f for f in others)
 
 
@@ -178,10 +180,14 @@ def test_runtime_outputs_become_the_app_stacks_parameters_and_its_package_is_upl
 ) -> None:
     plan: Plan = rolled_out["plan"]
     runtime = plan.stack_outputs("runtime")
+    # moto's CloudFormation drops AWS::SecretsManager::Secret, and so this output: stand in for it.
+    secret = aws("secretsmanager").create_secret(Name="dynavera-deploytest-runtime-secret", SecretString="s" * 48)
+    runtime.setdefault("RuntimeSecretArn", secret["ARN"])
     parameters = app_template.parameters(runtime, console_origin="")
     assert parameters["LambdaSubnetIds"].split(",") == rolled_out["subnets"]
     assert parameters["LambdaSecurityGroupId"].startswith("sg-")
     assert parameters["RuntimeUrl"].startswith("http://") and parameters["RuntimeUrl"] == runtime["RuntimeUrl"]
+    assert parameters["RuntimeSecretArn"] == runtime["RuntimeSecretArn"]
     assert set(parameters) == set(dry_run.template["Parameters"])
 
     bucket = plan.stack_outputs("registry")["ArtifactBucketName"]

@@ -251,15 +251,30 @@ def _rule(rule: dict[str, Any]) -> tuple[Any, ...]:
     return (rule["FromPort"], target)
 
 
-def test_task_roles_grant_only_image_pull_and_log_writes() -> None:
+def test_task_roles_grant_only_image_pull_secret_read_and_log_writes() -> None:
     resources = template("runtime.yaml")["Resources"]
     assert "Policies" not in resources["TaskRole"]["Properties"], "the runtime calls no AWS API"
     (policy,) = resources["TaskExecutionRole"]["Properties"]["Policies"]
     statements = policy["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert {a.split(":")[0] for a in actions} == {"ecr", "logs"}
+    assert {a.split(":")[0] for a in actions} == {"ecr", "logs", "secretsmanager"}
+    (secret,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert secret["Resource"] == "RuntimeSecret"
     wildcard = [s for s in statements if s["Resource"] == "*"]
     assert [s["Action"] for s in wildcard] == ["ecr:GetAuthorizationToken"]
     repository = template("registry.yaml")["Resources"]["RuntimeRepository"]["Properties"]["RepositoryName"]
     pull = next(s for s in statements if "ecr:BatchGetImage" in s["Action"])
     assert pull["Resource"].endswith(f":repository/{repository}")
+
+
+def test_the_runtime_task_gets_its_secret_from_the_store_and_the_stack_hands_it_on() -> None:
+    runtime = template("runtime.yaml")
+    (task,) = _resources("AWS::ECS::TaskDefinition")
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    assert container["Secrets"] == [{"Name": "DYNAVERA_RUNTIME_SECRET", "ValueFrom": "RuntimeSecret"}]
+    assert "DYNAVERA_RUNTIME_SECRET" not in {e["Name"] for e in container.get("Environment", [])}
+    secret = runtime["Resources"]["RuntimeSecret"]["Properties"]
+    assert "Name" not in secret, "a deleted secret's name stays taken; a stage may be deployed again"
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 16  # the runtime refuses shorter ones
+    assert runtime["Outputs"]["RuntimeSecretArn"]["Value"] == "RuntimeSecret"
+
