@@ -1,5 +1,6 @@
-# Dynavera: `make run` starts the local stack, `make test` runs every test.
-# Both install what is missing into .venv/ first.
+# Dynavera: `make run` starts the local stack, `make test` runs every test,
+# `make deploy STAGE=… VPC_ID=… SUBNETS=…` rolls a stage out to AWS, `make destroy STAGE=…` removes it.
+# All install what is missing into .venv/ first.
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,12 +12,12 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install model corpus run test lint bench clean
+.PHONY: install model corpus run test lint bench clean deploy destroy
 
 install: $(STAMP)
 
 # torch first and pinned: the CPU build lies on this machine's disk; a bare "torch" pulls CUDA.
-$(STAMP): requirements.txt requirements-dev.txt mcp_container/requirements.txt mcp_container/requirements-model.txt
+$(STAMP): requirements.txt requirements-dev.txt mcp_container/requirements.txt mcp_container/requirements-serve.txt mcp_container/requirements-model.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
@@ -42,6 +43,20 @@ lint: $(STAMP)
 
 bench: model corpus
 	$(PY) bench/run.py $(if $(FULL),--full)
+
+# DRY_RUN=1 prints every command and writes the final templates (build/deploy/STAGE/) without
+# calling AWS. REGION, RUNTIME_SIZE (e.g. 2vCPU-4GB), MIN_TASKS, MAX_TASKS, ALARM_TOPIC_ARN are optional.
+DEPLOY_OPTIONS = $(if $(REGION),--region $(REGION)) $(if $(DRY_RUN),--dry-run)
+deploy: $(STAMP)
+	@test -n "$(STAGE)" -a -n "$(VPC_ID)" -a -n "$(SUBNETS)" || \
+	  { echo "usage: make deploy STAGE=dev VPC_ID=vpc-… SUBNETS=subnet-…,subnet-… [DRY_RUN=1]"; exit 2; }
+	$(PY) -m deploy up --stage $(STAGE) --vpc-id $(VPC_ID) --subnets $(SUBNETS) $(DEPLOY_OPTIONS) \
+	  $(if $(RUNTIME_SIZE),--runtime-size $(RUNTIME_SIZE)) $(if $(MIN_TASKS),--min-tasks $(MIN_TASKS)) \
+	  $(if $(MAX_TASKS),--max-tasks $(MAX_TASKS)) $(if $(ALARM_TOPIC_ARN),--alarm-topic-arn $(ALARM_TOPIC_ARN))
+
+destroy: $(STAMP)
+	@test -n "$(STAGE)" || { echo "usage: make destroy STAGE=dev [DRY_RUN=1]"; exit 2; }
+	$(PY) -m deploy down --stage $(STAGE) $(DEPLOY_OPTIONS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,4 +1,4 @@
-"""./dynavera: keys, agents, ask, ingest and bench, from a terminal."""
+"""./dynavera: keys, agents, ask, ingest and bench, from a terminal; deploy and pick a stage."""
 
 from __future__ import annotations
 
@@ -8,44 +8,86 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli import stages
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_KEY_FILE = ROOT / "build" / "demo_api_key"
-
-
-def _local_aws_defaults() -> None:
-    # Without an endpoint of their own, commands talk to the local stack's (DESIGN §7).
-    os.environ.setdefault("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-    if os.environ["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1"):
-        for name, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1")):
-            os.environ.setdefault(name, value)
+ROLLOUT_COMMANDS = {"deploy": "roll a stage out to AWS, as make deploy", "destroy": "delete a stage's stacks, as make destroy"}
 
 
 def api_key(args: argparse.Namespace) -> str:
     key = args.key or os.environ.get("DYNAVERA_API_KEY")
-    if not key and DEMO_KEY_FILE.exists():
+    deployed = stages.current()
+    if not key and deployed is None and DEMO_KEY_FILE.exists():
         key = DEMO_KEY_FILE.read_text().strip()
+    if not key and deployed is not None:
+        sys.exit(
+            f"dynavera: no API key for stage {deployed.name}; create one with "
+            f"'./dynavera keys create USER --stage {deployed.name}', then pass --key or set DYNAVERA_API_KEY."
+        )
     if not key:
         sys.exit("dynavera: no API key; pass --key, set DYNAVERA_API_KEY, or run 'make run' for the demo key.")
     return key
 
 
-def keys_create(args: argparse.Namespace) -> int:
-    _local_aws_defaults()
-    from chalicelib.auth import create_api_key
+def api_url() -> str:
+    deployed = stages.current()
+    return os.environ.get("DYNAVERA_API_URL") or (deployed.api_url if deployed else stages.LOCAL_API_URL)
 
-    print(f"API key for {args.user} (shown once; only its hash is stored):", file=sys.stderr)
-    print(create_api_key(args.user))
+
+def ws_url() -> str:
+    deployed = stages.current()
+    return os.environ.get("DYNAVERA_WS_URL") or (deployed.ws_url if deployed else stages.LOCAL_WS_URL)
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    from cli import key_store
+
+    where = key_store.target(args.stage, args.local, args.region)
+    from chalicelib.auth import create_api_key  # reads the settings target() arranged
+
+    try:
+        key = create_api_key(args.user)
+    except key_store.TABLE_ERRORS as err:
+        sys.exit(f"dynavera: cannot write to {where}: {err}")
+    print(f"API key for {args.user} in {where} (shown once; only its hash is stored):", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def use(args: argparse.Namespace) -> int:
+    if args.stage == "local":
+        stages.choose(None)
+        print(f"./dynavera now talks to the local stack ({stages.LOCAL_API_URL}).")
+        return 0
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    session = boto3.Session(region_name=args.region)
+    if session.region_name is None:
+        sys.exit("dynavera: no AWS region; pass --region or set AWS_REGION.")
+    try:
+        stage = stages.learn(session.client("cloudformation"), args.stage, session.region_name)
+    except LookupError as err:
+        sys.exit(f"dynavera: {err}")
+    except (BotoCoreError, ClientError) as err:
+        sys.exit(f"dynavera: cannot read the stage's stacks ({err}); check your AWS credentials.")
+    stages.choose(stage)
+    print(f"./dynavera now talks to stage {stage.name} ({stage.region}):")
+    print(f"  REST API   {stage.api_url}\n  WebSocket  {stage.ws_url}")
+    if stage.console_url:
+        print(f"  Console    {stage.console_url}")
     return 0
 
 
 def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     import httpx
 
-    url = os.environ.get("DYNAVERA_API_URL", "http://127.0.0.1:8000").rstrip("/") + path
+    url = api_url().rstrip("/") + path
     try:
         response = httpx.request(method, url, json=body, headers={"Authorization": f"Bearer {api_key(args)}"}, timeout=30)
     except httpx.HTTPError as err:
-        sys.exit(f"dynavera: cannot reach the API at {url}: {err}. Is 'make run' running?")
+        sys.exit(f"dynavera: cannot reach the API at {url}: {err}. Is 'make run' running, or the stage deployed?")
     if response.status_code >= 400:
         error = response.json().get("error", {}) if response.content else {}
         sys.exit(f"dynavera: {response.status_code} {error.get('code', '')}: {error.get('message', response.text)}")
@@ -75,8 +117,7 @@ def agents_create(args: argparse.Namespace) -> int:
 def ask(args: argparse.Namespace) -> int:
     from cli.ask import ask_over_websocket
 
-    url = os.environ.get("DYNAVERA_WS_URL", "ws://127.0.0.1:8000/ws")
-    return ask_over_websocket(url, api_key(args), args.agent_id, args.question, as_json=args.json)
+    return ask_over_websocket(ws_url(), api_key(args), args.agent_id, args.question, as_json=args.json)
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -102,9 +143,26 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
 
     keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
-    create = keys.add_parser("create", help="create an API key for USER; prints it as the last line")
+    create = keys.add_parser(
+        "create",
+        help="create an API key for USER; prints it as the last line",
+        description="Writes to a deployed stage's table with your own AWS credentials (--stage), or to the "
+        "local stack (--local, or the AWS_ENDPOINT_URL that 'make run' gives its processes).",
+    )
     create.add_argument("user")
+    create.add_argument("--stage", help="the deployed stage (default: the one chosen with 'use', then $DYNAVERA_STAGE)")
+    create.add_argument("--local", action="store_true", help="the local stack: LocalStack's endpoint settings (LOCALSTACK_HOST)")
+    create.add_argument("--region", help="the stage's region (default: the one chosen with 'use', then AWS_REGION)")
     create.set_defaults(func=keys_create)
+
+    chosen = commands.add_parser("use", help="talk to a deployed stage (its URLs read from its stacks), or 'local'")
+    chosen.add_argument("stage")
+    chosen.add_argument("--region", help="default: AWS_REGION, then your AWS profile's region")
+    chosen.set_defaults(func=use)
+
+    # Listed for --help only: main() hands their arguments to the deploy module as they are.
+    for name, text in ROLLOUT_COMMANDS.items():
+        commands.add_parser(name, help=f"{text} (see ./dynavera {name} --help)")
 
     agents = commands.add_parser("agents", help="agents").add_subparsers(dest="agents_command", required=True)
     agents.add_parser("list", help="list your agents").set_defaults(func=agents_list)
@@ -131,6 +189,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ROLLOUT_COMMANDS:
+        from deploy.__main__ import main as deploy_main
+
+        return deploy_main(["up" if argv[0] == "deploy" else "down", *argv[1:]])
     args = parser().parse_args(argv)
     return args.func(args)
 

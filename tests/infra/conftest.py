@@ -112,23 +112,37 @@ def runtime_stacks(aws: Callable[[str], Any]) -> dict[str, Any]:
     }
 
 
+DRY_RUN_VPC = "vpc-0123456789abcdef0"
+DRY_RUN_SUBNETS = "subnet-0aaaaaaaaaaaaaaa1,subnet-0bbbbbbbbbbbbbbb2"
+
+
+@dataclass
+class DryRun:
+    stdout: str
+    template_path: Path
+
+    @property
+    def template(self) -> dict[str, Any]:
+        return json.loads(self.template_path.read_text())
+
+
 @pytest.fixture(scope="session")
-def packaged_dev(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """`chalice package --stage dev`, run from the repository root as a user runs it."""
-    out = tmp_path_factory.mktemp("chalice-package")
+def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
+    """`make deploy STAGE=dev … DRY_RUN=1` as a user runs it: what it prints, the template it writes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path_factory.mktemp("home")), PYTHONPATH=str(ROOT))
+    command = ["-m", "deploy", "up", "--stage", "dev", "--vpc-id", DRY_RUN_VPC, "--subnets", DRY_RUN_SUBNETS, "--dry-run"]
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "chalice"), "package", "--stage", "dev", str(out)],
-        cwd=ROOT,
-        env={**os.environ, "AWS_DEFAULT_REGION": REGION},
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, *command, "--region", REGION], cwd=ROOT, env=env, check=False, capture_output=True, text=True, timeout=300
     )
-    assert done.returncode == 0, f"chalice package failed:\n{done.stdout}\n{done.stderr}"
-    return json.loads((out / "sam.json").read_text())
+    assert done.returncode == 0, f"the dry run failed:\n{done.stdout}\n{done.stderr}"
+    return DryRun(done.stdout, ROOT / "build" / "deploy" / "dev" / "app" / "sam.json")
 
 
+@pytest.fixture(scope="session")
+def packaged_dev(dry_run: DryRun) -> dict[str, Any]:
+    """The dev stage's app template: `chalice package --merge-template`, as the dry run wrote it."""
+    return dry_run.template
 
 
 # --- the handlers, in-process, on moto's mocks -------------------------------------------------

@@ -21,8 +21,8 @@ PLATFORM_ACTIONS = {
     "sqs:DeleteMessage": "queue",
     "sqs:GetQueueAttributes": "queue",
     "sqs:ChangeMessageVisibility": "queue",
-    # the runtime writes the function's logs (Powertools' EMF metrics travel in them)
-    "logs:CreateLogGroup": "log-group",
+    # the runtime writes the function's logs (Powertools' EMF metrics travel in them); the
+    # app's stack creates each log group, with its retention, so the role never does
     "logs:CreateLogStream": "log-group",
     "logs:PutLogEvents": "log-group",
     # the executor's VPC attachment (the AWSLambdaVPCAccessExecutionRole set)
@@ -140,5 +140,6 @@ def test_api_keys_are_read_only_to_the_lambdas() -> None:
 def test_prod_policy_is_the_dev_policy_with_the_stage_renamed() -> None:
     dev = json.dumps(load_policy("dev"))
     renamed = dev.replace("dynavera-dev-", "dynavera-prod-").replace("/dev/", "/prod/")
+    renamed = renamed.replace("/aws/lambda/dynavera-dev:", "/aws/lambda/dynavera-prod:")  # the REST API's function
     assert json.loads(renamed) == load_policy("prod")
 

@@ -105,7 +105,7 @@ def test_runtime_stack_puts_an_internal_alb_in_front_of_healthchecked_tasks(aws:
     (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
     assert listener["DefaultActions"][0]["TargetGroupArn"] == group["TargetGroupArn"]
     (service,) = aws("ecs").describe_services(cluster=f"dynavera-{stage}", services=[f"dynavera-{stage}-runtime"])["services"]
-    assert service["desiredCount"] >= 1
+    assert service["taskDefinition"].split("/")[-1].startswith(f"dynavera-{stage}-runtime")
 
 
 def test_runtime_security_groups_admit_only_the_lambda_then_only_the_alb(aws: Any, runtime_stacks: dict[str, Any]) -> None:
@@ -152,8 +152,9 @@ def test_runtime_task_is_fargate_sized_for_model_and_checks_its_own_health() -> 
     (task,) = _resources("AWS::ECS::TaskDefinition")
     props = task["Properties"]
     assert props["RequiresCompatibilities"] == ["FARGATE"] and props["NetworkMode"] == "awsvpc"
-    assert runtime["Parameters"]["RuntimeCpu"]["Default"] >= 2048
-    assert runtime["Parameters"]["RuntimeMemory"]["Default"] >= 4096
+    size = runtime["Mappings"]["TaskSizes"][runtime["Parameters"]["RuntimeSize"]["Default"]]
+    assert int(size["Cpu"]) >= 2048 and int(size["Memory"]) >= 4096
+    assert props["Cpu"] == ["TaskSizes", "RuntimeSize", "Cpu"] and props["Memory"] == ["TaskSizes", "RuntimeSize", "Memory"]
     (container,) = props["ContainerDefinitions"]
     command = " ".join(container["HealthCheck"]["Command"])
     assert "127.0.0.1:8001/health" in command
@@ -163,6 +164,45 @@ def test_runtime_task_is_fargate_sized_for_model_and_checks_its_own_health() -> 
         {"ContainerName": container["Name"], "ContainerPort": 8001, "TargetGroupArn": "RuntimeTargetGroup"}
     ]
     assert service["Properties"]["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+# Fargate's CPU units → the memory (MiB) it accepts with them.
+FARGATE_MEMORY = {
+    256: {512, 1024, 2048},
+    512: set(range(1024, 4097, 1024)),
+    1024: set(range(2048, 8193, 1024)),
+    2048: set(range(4096, 16385, 1024)),
+    4096: set(range(8192, 30721, 1024)),
+    8192: set(range(16384, 61441, 4096)),
+    16384: set(range(32768, 122881, 8192)),
+}
+
+
+def test_every_runtime_size_the_template_accepts_is_a_pair_fargate_accepts() -> None:
+    runtime = template("runtime.yaml")
+    allowed = runtime["Parameters"]["RuntimeSize"]["AllowedValues"]
+    sizes = runtime["Mappings"]["TaskSizes"]
+    assert set(allowed) == set(sizes)
+    for name in allowed:
+        cpu, memory = int(sizes[name]["Cpu"]), int(sizes[name]["Memory"])
+        assert memory in FARGATE_MEMORY[cpu], name
+    assert runtime["Parameters"]["RuntimeSize"]["Default"] in allowed
+    # Two free numbers used to let 1024 CPU with 16384 MiB through, to fail at RegisterTaskDefinition.
+    assert not {"RuntimeCpu", "RuntimeMemory"} & set(runtime["Parameters"])
+
+
+def test_invalid_runtime_size_is_refused_by_the_templates_allowed_values() -> None:
+    parameter = template("runtime.yaml")["Parameters"]["RuntimeSize"]
+    for invalid in ("1vCPU-16GB", "2vCPU-2GB", "2048", "3vCPU-6GB"):
+        assert invalid not in parameter["AllowedValues"], invalid
+
+
+def test_image_rollouts_leave_the_task_count_to_autoscaling() -> None:
+    (service,) = _resources("AWS::ECS::Service")
+    # A DesiredCount in the template would reset the count on every stack update.
+    assert "DesiredCount" not in service["Properties"]
+    (target,) = _resources("AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["Properties"]["MinCapacity"] == "MinTasks"
 
 
 def test_runtime_scales_on_cpu() -> None:
@@ -211,15 +251,30 @@ def _rule(rule: dict[str, Any]) -> tuple[Any, ...]:
     return (rule["FromPort"], target)
 
 
-def test_task_roles_grant_only_image_pull_and_log_writes() -> None:
+def test_task_roles_grant_only_image_pull_secret_read_and_log_writes() -> None:
     resources = template("runtime.yaml")["Resources"]
     assert "Policies" not in resources["TaskRole"]["Properties"], "the runtime calls no AWS API"
     (policy,) = resources["TaskExecutionRole"]["Properties"]["Policies"]
     statements = policy["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert {a.split(":")[0] for a in actions} == {"ecr", "logs"}
+    assert {a.split(":")[0] for a in actions} == {"ecr", "logs", "secretsmanager"}
+    (secret,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert secret["Resource"] == "RuntimeSecret"
     wildcard = [s for s in statements if s["Resource"] == "*"]
     assert [s["Action"] for s in wildcard] == ["ecr:GetAuthorizationToken"]
     repository = template("registry.yaml")["Resources"]["RuntimeRepository"]["Properties"]["RepositoryName"]
     pull = next(s for s in statements if "ecr:BatchGetImage" in s["Action"])
     assert pull["Resource"].endswith(f":repository/{repository}")
+
+
+def test_the_runtime_task_gets_its_secret_from_the_store_and_the_stack_hands_it_on() -> None:
+    runtime = template("runtime.yaml")
+    (task,) = _resources("AWS::ECS::TaskDefinition")
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    assert container["Secrets"] == [{"Name": "DYNAVERA_RUNTIME_SECRET", "ValueFrom": "RuntimeSecret"}]
+    assert "DYNAVERA_RUNTIME_SECRET" not in {e["Name"] for e in container.get("Environment", [])}
+    secret = runtime["Resources"]["RuntimeSecret"]["Properties"]
+    assert "Name" not in secret, "a deleted secret's name stays taken; a stage may be deployed again"
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 16  # the runtime refuses shorter ones
+    assert runtime["Outputs"]["RuntimeSecretArn"]["Value"] == "RuntimeSecret"
+

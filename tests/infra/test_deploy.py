@@ -1,0 +1,356 @@
+"""`make deploy`: the dry run's template, the steps in order on a moto server, and the CLI's
+`keys create` and `use` against a stage's stacks — all offline.
+
+moto's CloudFormation answers 500 on Chalice's SAM template (DESIGN §9), so the app's stack is
+checked up to its upload: its template, its parameters and the objects it names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+
+from deploy import app_template, image, rollout
+from deploy.plan import Plan
+from tests.infra.conftest import DRY_RUN_SUBNETS, REGION, ROOT, DryRun, create_stack, template
+from tests.infra.iam_policy import ACCOUNT, allows, load_policy
+
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
+
+
+def _strings(value: Any, inside_sub: bool = False) -> list[tuple[str, bool]]:
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _strings(v, inside_sub or k == "Fn::Sub")]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v, inside_sub)]
+    return [(value, inside_sub)] if isinstance(value, str) else []
+
+
+def test_dry_run_template_passes_cfn_lint_with_no_placeholder_left(dry_run: DryRun) -> None:
+    matches = lint_file(dry_run.template_path)
+    assert not matches, "\n".join(str(m) for m in matches)
+    literal = [text for text, in_sub in _strings(dry_run.template["Resources"]) if "${" in text and not in_sub]
+    assert not literal, literal
+
+
+def test_dry_run_wires_every_runtime_output_the_executor_needs(dry_run: DryRun) -> None:
+    sam = dry_run.template
+    runtime_outputs = template("runtime.yaml")["Outputs"]
+    for name in app_template.RUNTIME_OUTPUTS:
+        assert name in runtime_outputs and name in sam["Parameters"], name
+        # The app stack's parameter takes the runtime stack's output of the same name.
+        assert f"{name}=<dynavera-dev-runtime.{name}>" in dry_run.stdout, name
+    executor = sam["Resources"]["RunExecutions"]["Properties"]
+    assert executor["Environment"]["Variables"]["MCP_AGENT_URL"] == {"Ref": "RuntimeUrl"}
+    secret = executor["Environment"]["Variables"]["DYNAVERA_RUNTIME_SECRET"]
+    assert secret == {"Fn::Sub": "{{resolve:secretsmanager:${RuntimeSecretArn}:SecretString}}"}
+    assert executor["VpcConfig"]["SubnetIds"] == {"Ref": "LambdaSubnetIds"}
+    assert executor["VpcConfig"]["SecurityGroupIds"] == [{"Ref": "LambdaSecurityGroupId"}]
+    others = [r["Properties"] for k, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function" and k != "RunExecutions"]
+    assert others and not any({"MCP_AGENT_URL", "DYNAVERA_RUNTIME_SECRET"} & set(f["Environment"]["Variables"]) for f in others)
+    assert not any("VpcConfig" in f for f in others)
+
+
+def test_dry_run_prints_the_rollout_in_order_and_calls_no_aws(dry_run: DryRun) -> None:
+    commands = [line.strip()[2:] for line in dry_run.stdout.splitlines() if line.strip().startswith("$ ")]
+    expected = [
+        "aws cloudformation deploy --stack-name dynavera-dev-data",
+        "aws cloudformation deploy --stack-name dynavera-dev-registry",
+        "docker build",
+        "docker push",
+        "aws cloudformation deploy --stack-name dynavera-dev-runtime",
+        "chalice package --stage dev --merge-template",
+        "aws cloudformation package",
+        "aws cloudformation deploy --stack-name dynavera-dev-app",
+    ]
+    positions = [next(i for i, c in enumerate(commands) if step in c) for step in expected]
+    assert positions == sorted(positions), commands
+    assert f"ImageTag={image.content_tag()}" in dry_run.stdout
+    assert "REST API" in dry_run.stdout and "WebSocket" in dry_run.stdout and "Console" in dry_run.stdout
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_every_function_of_the_package_may_write_its_own_log_group(stage: str, dry_run: DryRun) -> None:
+    import app as app_module
+
+    policy = load_policy(stage)
+    names = [f.name for f in app_template.functions(app_module.app, stage)]
+    if stage == "dev":
+        packaged = [r["Properties"]["FunctionName"] for r in dry_run.template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+        assert sorted(packaged) == sorted(names)
+    assert f"dynavera-{stage}" in names, "the REST API's function has no suffix"
+    for name in names:
+        stream = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{name}:log-stream:2026/11/26/[$LATEST]abc"
+        for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
+            assert allows(policy, action, stream), (name, action)
+    other = "prod" if stage == "dev" else "dev"
+    assert not allows(policy, "logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/dynavera-{other}:log-stream:x")
+
+
+def test_image_tag_follows_the_content_of_the_build_context(tmp_path: Path) -> None:
+    (tmp_path / ".dockerignore").write_text("__pycache__/\n*.pyc\n")
+    (tmp_path / "server.py").write_text("print('a')\n")
+    first = image.content_tag(tmp_path)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "server.cpython-311.pyc").write_bytes(b"\0")
+    assert image.content_tag(tmp_path) == first, "ignored files must not change the tag"
+    (tmp_path / "server.py").write_text("print('b')\n")
+    assert image.content_tag(tmp_path) != first
+
+
+# --- the steps, in order, on the suite's moto server -------------------------------------------
+
+
+class Commands:
+    """Records the local commands (docker) a rollout runs instead of running them."""
+
+    def __init__(self) -> None:
+        self.ran: list[list[str]] = []
+
+    def __call__(self, command: Sequence[str], cwd: Path, stdin: str | None, env: dict[str, str]) -> None:
+        self.ran.append(list(command))
+
+
+@pytest.fixture(scope="module")
+def rolled_out(aws: Callable[[str], Any], dry_run: DryRun) -> dict[str, Any]:
+    """Data, registry, image and runtime steps of stage `deploytest`, as `rollout.up` runs them."""
+    ec2 = aws("ec2")
+    vpc_id = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    subnets = sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"])[:2]
+    commands = Commands()
+    plan = Plan(stage="deploytest", region=REGION, aws=aws, poll_seconds=1, run_command=commands)
+    rollout._check_identity(plan)
+    rollout.deploy_data(plan)
+    rollout.deploy_registry(plan)
+    tag = rollout.publish_runtime_image(plan)
+    rollout.deploy_runtime(plan, vpc_id, subnets, tag, {"RuntimeSize": "1vCPU-2GB"})
+    return {"plan": plan, "commands": commands, "tag": tag, "vpc_id": vpc_id, "subnets": subnets}
+
+
+def test_rollout_creates_data_registry_and_runtime_stacks_in_order(aws: Callable[[str], Any], rolled_out: dict[str, Any]) -> None:
+    cfn = aws("cloudformation")
+    for part in ("data", "registry", "runtime"):
+        (stack,) = cfn.describe_stacks(StackName=f"dynavera-deploytest-{part}")["Stacks"]
+        assert stack["StackStatus"] == "CREATE_COMPLETE", part
+    assert aws("dynamodb").describe_table(TableName="dynavera-deploytest-api-keys")["Table"]["TableStatus"] == "ACTIVE"
+    created = sorted(cfn.describe_stacks()["Stacks"], key=lambda s: s["CreationTime"])
+    order = [s["StackName"] for s in created if s["StackName"].startswith("dynavera-deploytest-")]
+    assert order == ["dynavera-deploytest-data", "dynavera-deploytest-registry", "dynavera-deploytest-runtime"]
+
+
+def test_image_is_built_and_pushed_with_the_registry_output_then_runs_in_the_runtime(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any]
+) -> None:
+    plan: Plan = rolled_out["plan"]
+    uri = plan.stack_outputs("registry")["RepositoryUri"]
+    ran = rolled_out["commands"].ran
+    assert [c[:2] for c in ran] == [["docker", "login"], ["docker", "build"], ["docker", "push"]]
+    assert ran[0][-1] == uri.split("/")[0]
+    assert f"{uri}:{rolled_out['tag']}" in ran[1] and ran[2][-1] == f"{uri}:{rolled_out['tag']}"
+    definition = aws("ecs").describe_task_definition(taskDefinition="dynavera-deploytest-runtime")["taskDefinition"]
+    assert definition["containerDefinitions"][0]["image"] == f"{uri}:{rolled_out['tag']}"
+
+
+def test_an_image_already_in_the_repository_is_not_built_or_pushed_again(aws: Callable[[str], Any], rolled_out: dict[str, Any]) -> None:
+    plan: Plan = rolled_out["plan"]
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": []})
+    aws("ecr").put_image(repositoryName=plan.stack_outputs("registry")["RepositoryName"], imageManifest=manifest, imageTag=rolled_out["tag"])
+    again = Commands()
+    plan.run_command = again
+    rollout.publish_runtime_image(plan)
+    assert again.ran == []
+
+
+def test_rerunning_a_step_with_nothing_changed_is_not_an_error(aws: Callable[[str], Any], rolled_out: dict[str, Any]) -> None:
+    plan: Plan = rolled_out["plan"]
+    rollout.deploy_data(plan)
+    assert aws("cloudformation").describe_stacks(StackName="dynavera-deploytest-data")["Stacks"][0]["StackStatus"].endswith("_COMPLETE")
+
+
+def test_runtime_outputs_become_the_app_stacks_parameters_and_its_package_is_uploaded(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any], dry_run: DryRun
+) -> None:
+    plan: Plan = rolled_out["plan"]
+    runtime = plan.stack_outputs("runtime")
+    # moto's CloudFormation drops AWS::SecretsManager::Secret, and so this output: stand in for it.
+    secret = aws("secretsmanager").create_secret(Name="dynavera-deploytest-runtime-secret", SecretString="s" * 48)
+    runtime.setdefault("RuntimeSecretArn", secret["ARN"])
+    parameters = app_template.parameters(runtime, console_origin="")
+    assert parameters["LambdaSubnetIds"].split(",") == rolled_out["subnets"]
+    assert parameters["LambdaSecurityGroupId"].startswith("sg-")
+    assert parameters["RuntimeUrl"].startswith("http://") and parameters["RuntimeUrl"] == runtime["RuntimeUrl"]
+    assert parameters["RuntimeSecretArn"] == runtime["RuntimeSecretArn"]
+    assert set(parameters) == set(dry_run.template["Parameters"])
+
+    bucket = plan.stack_outputs("registry")["ArtifactBucketName"]
+    url = app_template.upload(plan, dry_run.template_path, bucket)
+    assert url is not None
+    key = url.split(f"/{bucket}/", 1)[1]
+    uploaded = json.loads(aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    code = {r["Properties"]["CodeUri"] for r in uploaded["Resources"].values() if r["Type"] == "AWS::Serverless::Function"}
+    (code_uri,) = code
+    zip_key = code_uri.removeprefix(f"s3://{bucket}/")
+    stored = aws("s3").get_object(Bucket=bucket, Key=zip_key)["Body"].read()
+    assert stored == (dry_run.template_path.parent / "deployment.zip").read_bytes()
+
+
+# --- the CLI against a stage's tables and stacks ----------------------------------------------
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
+    return subprocess.run([str(ROOT / "dynavera"), *args], env={**base, **env}, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _stored_user(aws: Callable[[str], Any], stage: str, key: str) -> str | None:
+    item = aws("dynamodb").get_item(
+        TableName=f"dynavera-{stage}-api-keys", Key={"key_hash": {"S": hashlib.sha256(key.encode()).hexdigest()}}
+    ).get("Item")
+    return item["user_id"]["S"] if item else None
+
+
+@pytest.fixture(scope="module")
+def key_stage(aws: Callable[[str], Any]) -> str:
+    create_stack(aws("cloudformation"), "dynavera-keytest-data", "data.yaml", {"Stage": "keytest"})
+    return "keytest"
+
+
+def test_keys_create_with_an_explicit_endpoint_writes_to_that_stages_table(
+    aws: Callable[[str], Any], moto_url: str, key_stage: str, tmp_path: Path
+) -> None:
+    env = {"HOME": str(tmp_path), "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION}
+    done = _cli(["keys", "create", "alice", "--stage", key_stage], env)
+    assert done.returncode == 0, done.stderr
+    assert _stored_user(aws, key_stage, done.stdout.strip().splitlines()[-1]) == "alice"
+
+
+def test_keys_create_local_takes_the_endpoint_from_localstack_settings(
+    aws: Callable[[str], Any], moto_url: str, key_stage: str, tmp_path: Path
+) -> None:
+    done = _cli(["keys", "create", "bob", "--local", "--stage", key_stage], {"HOME": str(tmp_path), "LOCALSTACK_HOST": moto_url.split("://", 1)[1]})
+    assert done.returncode == 0, done.stderr
+    assert _stored_user(aws, key_stage, done.stdout.strip().splitlines()[-1]) == "bob"
+
+
+def test_keys_create_with_nothing_set_fails_clearly_instead_of_writing_to_localhost(tmp_path: Path) -> None:
+    done = _cli(["keys", "create", "carol"], {"HOME": str(tmp_path)})
+    assert done.returncode != 0
+    assert "--stage" in done.stderr and "--local" in done.stderr
+    assert not done.stdout.strip()
+
+
+def test_keys_create_for_a_stage_without_credentials_says_so(tmp_path: Path) -> None:
+    done = _cli(["keys", "create", "dave", "--stage", "dev", "--region", REGION], {"HOME": str(tmp_path)})
+    assert done.returncode != 0
+    assert "no AWS credentials" in done.stderr and not done.stdout.strip()
+
+
+def test_use_learns_a_stages_urls_from_its_stack_outputs(aws: Callable[[str], Any], moto_url: str, tmp_path: Path) -> None:
+    # A stand-in for the app's stack with the outputs Chalice's package declares (moto cannot run SAM).
+    stand_in = {
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {
+            "EndpointURL": {"Value": "https://abc123.execute-api.us-east-1.amazonaws.com/usetest/"},
+            "WebsocketConnectEndpointURL": {"Value": "wss://def456.execute-api.us-east-1.amazonaws.com/usetest/"},
+        },
+    }
+    aws("cloudformation").create_stack(StackName="dynavera-usetest-app", TemplateBody=json.dumps(stand_in))
+    env = {"HOME": str(tmp_path), "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = _cli(["use", "usetest", "--region", REGION], env)
+    assert done.returncode == 0, done.stderr
+    chosen = json.loads((tmp_path / ".config" / "dynavera" / "stage.json").read_text())
+    assert chosen["api_url"] == "https://abc123.execute-api.us-east-1.amazonaws.com/usetest"
+    assert chosen["ws_url"] == "wss://def456.execute-api.us-east-1.amazonaws.com/usetest"
+    # The chosen stage is where `agents list` and `ask` go; a missing key says how to make one.
+    listed = _cli(["agents", "list"], {"HOME": str(tmp_path)})
+    assert listed.returncode != 0 and "keys create USER --stage usetest" in listed.stderr
+    assert _cli(["use", "local"], {"HOME": str(tmp_path)}).returncode == 0
+    assert not (tmp_path / ".config" / "dynavera" / "stage.json").exists()
+
+
+def test_use_of_a_stage_never_deployed_says_to_deploy_it(moto_url: str, tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    done = _cli(["use", "nowhere", "--region", REGION], env)
+    assert done.returncode != 0 and "make deploy STAGE=nowhere" in done.stderr
+
+
+def test_deploy_refuses_too_few_subnets_and_unknown_stages(tmp_path: Path) -> None:
+    one = _cli(["deploy", "--stage", "dev", "--vpc-id", "vpc-1", "--subnets", DRY_RUN_SUBNETS.split(",")[0], "--dry-run"], {"HOME": str(tmp_path)})
+    assert one.returncode != 0 and "at least two private subnets" in one.stderr
+    unknown = _cli(["deploy", "--stage", "qa", "--vpc-id", "vpc-1", "--subnets", DRY_RUN_SUBNETS, "--dry-run"], {"HOME": str(tmp_path)})
+    assert unknown.returncode != 0 and ".chalice/config.json" in unknown.stderr
+
+
+def test_console_files_go_to_its_bucket_with_the_apis_urls_then_cloudfront_is_invalidated(
+    aws: Callable[[str], Any], tmp_path: Path
+) -> None:
+    from deploy import console
+    from deploy.plan import Outputs
+
+    dist = tmp_path / "console" / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><div id=app></div>")
+    (dist / "assets" / "index-3f9c2ab1.js").write_text("console.log(1)")
+    bucket = "dynavera-consoletest-console"
+    aws("s3").create_bucket(Bucket=bucket)
+    origin = {"Id": "site", "DomainName": f"{bucket}.s3.amazonaws.com", "S3OriginConfig": {"OriginAccessIdentity": ""}}
+    distribution = aws("cloudfront").create_distribution(
+        DistributionConfig={
+            "CallerReference": "consoletest",
+            "Comment": "",
+            "Enabled": True,
+            "Origins": {"Quantity": 1, "Items": [origin]},
+            "DefaultCacheBehavior": {"TargetOriginId": "site", "ViewerProtocolPolicy": "redirect-to-https", "MinTTL": 0},
+        }
+    )["Distribution"]["Id"]
+    commands = Commands()
+    plan = Plan(stage="consoletest", region=REGION, aws=aws, poll_seconds=1, run_command=commands)
+    outputs = Outputs("dynavera-consoletest-console", {"BucketName": bucket, "DistributionId": distribution})
+    api, ws = "https://abc.execute-api.us-east-1.amazonaws.com/dev/", "wss://def.execute-api.us-east-1.amazonaws.com/dev/"
+    console.publish(plan, outputs, api, ws, source=tmp_path / "console")
+
+    assert commands.ran == [["npm", "ci"], ["npm", "run", "build"]]
+    s3 = aws("s3")
+    config = s3.get_object(Bucket=bucket, Key="config.json")
+    # The console reads these two names (console/src/api/types.ts, ConsoleConfig).
+    assert json.loads(config["Body"].read()) == {"apiUrl": api.rstrip("/"), "wsUrl": ws.rstrip("/")}
+    assert config["CacheControl"] == "no-cache"
+    index = s3.head_object(Bucket=bucket, Key="index.html")
+    assert (index["ContentType"], index["CacheControl"]) == ("text/html", "no-cache")
+    asset = s3.head_object(Bucket=bucket, Key="assets/index-3f9c2ab1.js")
+    assert asset["ContentType"] == "text/javascript" and "immutable" in asset["CacheControl"]
+    invalidations = aws("cloudfront").list_invalidations(DistributionId=distribution)["InvalidationList"]
+    assert invalidations["Quantity"] == 1
+
+
+def test_destroy_deletes_every_stack_of_the_stage_in_reverse_order(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan: Plan = rolled_out["plan"]
+    bucket = plan.stack_outputs("registry")["ArtifactBucketName"]
+    rollout.down(plan)
+    cfn = aws("cloudformation")
+    assert not [s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackName"].startswith("dynavera-deploytest-")]
+    deleted = [
+        line.split("--stack-name ")[1].rsplit("-", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if "cloudformation delete-stack" in line
+    ]
+    assert deleted == ["app", "runtime", "registry", "data"]
+    assert bucket not in {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}
+
+
+def test_the_console_origin_allowed_by_cors_is_scheme_and_host_only() -> None:
+    from deploy.console import origin
+
+    assert origin("https://d111111abcdef8.cloudfront.net/index.html") == "https://d111111abcdef8.cloudfront.net"
+    assert origin("https://d111111abcdef8.cloudfront.net/") == "https://d111111abcdef8.cloudfront.net"
+    assert origin("") == ""
