@@ -39,11 +39,8 @@ def _client() -> httpx.Client:
     import httpx
 
     # Reads may pause for as long as the model takes between tokens; connects must be quick.
-    return httpx.Client(
-        base_url=settings.mcp_agent_url,
-        headers={"Authorization": f"Bearer {settings.runtime_secret}"},
-        timeout=httpx.Timeout(60.0, connect=2.0),
-    )
+    headers = {"Authorization": f"Bearer {settings.runtime_secret}"} if settings.runtime_secret else {}
+    return httpx.Client(base_url=settings.mcp_agent_url, headers=headers, timeout=httpx.Timeout(60.0, connect=2.0))
 
 
 class RunStream:
