@@ -5,6 +5,7 @@ The engine holds the model, the embedder and the store, each loaded once.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Iterator
@@ -14,11 +15,14 @@ from typing import Any
 
 from mcp_container.config import Settings
 from mcp_container.embedder import MiniLMEmbedder
-from mcp_container.llm import GenerationParams, Generator, GPT4AllGenerator, Usage
+from mcp_container.llm import GenerationError, GenerationParams, Generator, GPT4AllGenerator, Usage
 from mcp_container.prompt import build_messages
 from mcp_container.rag import Passage, Store
 
 log = logging.getLogger(__name__)
+
+# How GPT4All says a prompt does not fit the model's context window.
+CONTEXT_OVERFLOW = "context window"
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,9 @@ class AskConfig:
 class Engine:
     def __init__(self, settings: Settings, generator: Generator | None = None) -> None:
         self.settings = settings
-        self.generator = generator or GPT4AllGenerator(settings.model_path, n_threads=settings.n_threads)
+        self.generator = generator or GPT4AllGenerator(
+            settings.model_path, n_threads=settings.n_threads, n_ctx=settings.context_tokens
+        )
         self.embedder = MiniLMEmbedder(settings.embedder_path)
         self.store: Store | None = None
 
@@ -77,6 +83,29 @@ class Engine:
         """Stream the answer's tokens; set `stop` to end it early. Temperature 0 is deterministic."""
         messages = build_messages(query, passages, config.system_prompt)
         return self.generator.stream(messages, config.params, stop or threading.Event(), usage or Usage())
+
+    def fit(
+        self, query: str, passages: list[Passage], config: AskConfig, stop: threading.Event, usage: Usage
+    ) -> tuple[list[Passage], Iterator[str]]:
+        """Start the answer with as many passages, best first, as the model's context holds.
+
+        Returns the passages used and the token stream, its first token already produced: the
+        model says a prompt is too long only when it is given one, so the last passage is
+        dropped until it fits. A question that does not fit alone fails (the API refuses those).
+        """
+        for kept in range(len(passages), -1, -1):
+            tokens = self.generate(query, passages[:kept], config, stop, usage)
+            try:
+                first = next(tokens)
+            except StopIteration:
+                return passages[:kept], iter(())
+            except GenerationError as error:
+                if kept == 0 or CONTEXT_OVERFLOW not in str(error):
+                    raise
+                usage.prompt_tokens = 0
+                continue
+            return passages[:kept], itertools.chain([first], tokens)
+        raise AssertionError("unreachable: the loop returns or raises at kept == 0")
 
     def _store(self) -> Store:
         if self.store is None:

@@ -148,7 +148,10 @@ async def run_execution(engine: Engine, scheduler: Scheduler, job: Job, request:
         started = time.perf_counter()
         usage = Usage()
         answer: list[str] = []
-        tokens = engine.generate(request.query, passages, config, job.stop, usage)
+        found = len(passages)
+        passages, tokens = await asyncio.to_thread(engine.fit, request.query, passages, config, job.stop, usage)
+        if len(passages) < found:
+            yield progress("generating", f"the model's context holds {len(passages)} of the {found} passages")
         async for text in _from_thread(tokens):
             answer.append(text)
             yield {"type": "token", "text": text}

@@ -179,3 +179,20 @@ def test_execute_gives_the_same_tokens_as_the_engine_in_process(client: httpx.Cl
     assert [p.chunk_id for p in passages] == [s["chunk_id"] for s in events[-1]["output"]["sources"]]
     assert list(engine.generate(query, passages, config)) == over_http
 
+
+
+def test_passages_beyond_the_models_context_are_dropped_and_the_answer_still_comes(runtime: Any) -> None:
+    import threading
+    from dataclasses import replace
+
+    from mcp_container.config import Settings
+    from mcp_container.engine import AskConfig, Engine
+    from mcp_container.llm import Usage
+
+    engine = Engine(replace(Settings.from_env(runtime.env), context_tokens=1024))
+    engine.load()
+    config = AskConfig(collection="fnirs", top_k=20, max_tokens=8, temperature=0)
+    passages = engine.retrieve("What is fNIRS?", "fnirs", 20)
+    kept, tokens = engine.fit("What is fNIRS?", passages, config, threading.Event(), Usage())
+    assert 0 < len(kept) < len(passages) and kept == passages[: len(kept)]
+    assert "".join(tokens).strip()
