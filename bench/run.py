@@ -10,6 +10,7 @@ on a stage of its own, reusing the AWS endpoint on 127.0.0.1:4566 or starting mo
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -19,6 +20,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +85,10 @@ def ws_run(stack: Stack, key: str, agent_id: str, query: str, stop_after_first_t
 
 def load_run(stack: Stack, key: str, agent_id: str, queries: list[str]) -> list[dict[str, Any]]:
     """One client per query, all starting at once; each run's start, first token and end."""
-    sockets = [connect(f"{stack.ws_url}?token={key}", max_size=2**20) for _ in queries]
     barrier = threading.Barrier(len(queries))
 
     def client(index: int) -> dict[str, Any]:
-        ws = sockets[index]
+        ws = sockets.enter_context(connect(f"{stack.ws_url}?token={key}", max_size=2**20))
         barrier.wait()
         run: dict[str, Any] = {"start": time.monotonic(), "first_token": None}
         ws.send(json.dumps({"action": "start_agent", "agent_id": agent_id, "input_data": {"query": queries[index]}}))
@@ -99,10 +100,9 @@ def load_run(stack: Stack, key: str, agent_id: str, queries: list[str]) -> list[
                 run["first_token"] = time.monotonic()
             elif frame["type"] in ("execution_completed", "execution_error", "execution_stopped"):
                 run.update(end=time.monotonic(), frame=frame)
-                ws.close()
                 return run
 
-    with ThreadPoolExecutor(len(queries)) as pool:
+    with ExitStack() as sockets, ThreadPoolExecutor(len(queries)) as pool:
         return list(pool.map(client, range(len(queries))))
 
 
@@ -148,7 +148,68 @@ def in_process_run(engine: Any, ask_config: Any) -> tuple[float, float, str]:
     return ended - started, ended - generating, answer
 
 
+def bench_rest(api: httpx.Client, agent_id: str) -> dict[str, Any]:
+    scratch = api.post("/agents", json={"name": "scratch"}).json()["agent_id"]
+    return {
+        "GET /agents/{id} via gateway (ms, median of 50)": round(median_ms(lambda: api.get(f"/agents/{agent_id}"), 50), 1),
+        "POST /agents/{id}/executions via gateway (ms, median of 50)": round(
+            median_ms(lambda: api.post(f"/agents/{scratch}/executions", json={"input_data": {"query": "x"}}), 50), 1
+        ),
+    }
+
+
+def bench_single(
+    stack: Stack, key: str, api: httpx.Client, agent_id: str, engine: Any, aws_tap: Tap, runtime_tap: Tap
+) -> dict[str, Any]:
+    """One run at a time: overhead, first token, writes and stop, against the same work in-process."""
+    from mcp_container.engine import AskConfig
+
+    report: dict[str, Any] = {}
+    ask_config = AskConfig(**api.get(f"/agents/{agent_id}").json()["config"])
+    ws_run(stack, key, agent_id, QUERY)  # warm both paths once
+    in_process_run(engine, ask_config)
+    platform, direct, deltas, writes, tokens = [], [], [], [], []
+    generation_direct, generation_platform = [], []
+    by_table: dict[str, int] = {}
+    for _ in range(RUNS):
+        wall, generation, answer = in_process_run(engine, ask_config)
+        direct.append(wall)
+        generation_direct.append(generation)
+        aws_tap.reset()
+        runtime_tap.reset()
+        run = ws_run(stack, key, agent_id, QUERY)
+        platform.append(run["wall"])
+        deltas.append((run["first_token"] - runtime_tap.first_tokens[run["execution_id"]]) * 1000)
+        output = run["frame"]["output_data"]
+        assert output["answer"] == answer, "the platform and the in-process call must produce the same tokens"
+        tokens.append(output["usage"].get("completion_tokens"))
+        generation_platform.append(output["usage"]["generation_ms"] / 1000)
+        time.sleep(0.5)  # let the executor's last writes land before counting them
+        # Connection rows are the WebSocket client's own ($connect, $disconnect), not the run's.
+        writes.append(len([w for w in aws_tap.writes if not w[1].endswith("-connections")]))
+        by_table = {table.rsplit("-", 1)[-1]: 0 for _, table in aws_tap.writes}
+        for _, table in aws_tap.writes:
+            by_table[table.rsplit("-", 1)[-1]] += 1
+    report["completion tokens per run"] = tokens
+    report["full run via WebSocket (s, median)"] = round(statistics.median(platform), 3)
+    report["same retrieval + generation in-process (s, median)"] = round(statistics.median(direct), 3)
+    report["generation alone: in the runtime during platform runs / in-process"] = round(
+        statistics.median(generation_platform) / statistics.median(generation_direct), 3
+    )
+    report["platform overhead ratio (goal <= 1.10)"] = round(statistics.median(platform) / statistics.median(direct), 3)
+    report["first token: client minus runtime (ms, median; goal <= 150)"] = round(statistics.median(deltas), 1)
+    report["DynamoDB writes per execution, start included (median; goal <= 15)"] = statistics.median(writes)
+    report["  by table, last run (connections: the client's own)"] = by_table
+    stops = [ws_run(stack, key, agent_id, QUERY, stop_after_first_token=True)["stop_latency"] * 1000 for _ in range(RUNS)]
+    report["stop latency, stop_agent sent to execution_stopped (ms, median)"] = round(statistics.median(stops), 1)
+    return report
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description="Dynavera's benchmarks (DESIGN §10).")
+    parser.add_argument("--full", action="store_true", help="the runtime's figures on 10,000 chunks, not 1,500")
+    parser.add_argument("--load-only", action="store_true", help="only the throughput under load")
+    args = parser.parse_args()
     report: dict[str, Any] = {}
     imports = import_app_ms()
     report["import app (ms, median of 7)"] = round(statistics.median(imports), 1)
@@ -174,11 +235,8 @@ def main() -> int:
         key = create_api_key("bench")
         api = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"})
         agent_id = api.post("/agents", json={"name": "bench", "config": CONFIG}).json()["agent_id"]
-        report["GET /agents/{id} via gateway (ms, median of 50)"] = round(median_ms(lambda: api.get(f"/agents/{agent_id}"), 50), 1)
-        scratch = api.post("/agents", json={"name": "scratch"}).json()["agent_id"]
-        report["POST /agents/{id}/executions via gateway (ms, median of 50)"] = round(
-            median_ms(lambda: api.post(f"/agents/{scratch}/executions", json={"input_data": {"query": "x"}}), 50), 1
-        )
+        if not args.load_only:
+            report.update(bench_rest(api, agent_id))
         # The poller starts after the REST figures, and the runs they queued are dropped unrun.
         import boto3
 
@@ -187,48 +245,12 @@ def main() -> int:
         stack.start_poller()
 
         from mcp_container.config import Settings
-        from mcp_container.engine import AskConfig, Engine
+        from mcp_container.engine import Engine
 
         engine = Engine(Settings.from_env({**os.environ, "DYNAVERA_RAG_DB": str(ROOT / "build" / "rag_db")}))
         engine.load()
-        agent_config = api.get(f"/agents/{agent_id}").json()["config"]
-        ask_config = AskConfig(**agent_config)
-
-        ws_run(stack, key, agent_id, QUERY)  # warm both paths once
-        in_process_run(engine, ask_config)
-        platform, direct, deltas, writes, tokens = [], [], [], [], []
-        generation_direct, generation_platform = [], []
-        for _ in range(RUNS):
-            wall, generation, answer = in_process_run(engine, ask_config)
-            direct.append(wall)
-            generation_direct.append(generation)
-            aws_tap.reset()
-            runtime_tap.reset()
-            run = ws_run(stack, key, agent_id, QUERY)
-            platform.append(run["wall"])
-            deltas.append((run["first_token"] - runtime_tap.first_tokens[run["execution_id"]]) * 1000)
-            output = run["frame"]["output_data"]
-            assert output["answer"] == answer, "the platform and the in-process call must produce the same tokens"
-            tokens.append(output["usage"].get("completion_tokens"))
-            generation_platform.append(output["usage"]["generation_ms"] / 1000)
-            time.sleep(0.5)  # let the executor's last writes land before counting them
-            # Connection rows are the WebSocket client's own ($connect, $disconnect), not the run's.
-            writes.append(len([w for w in aws_tap.writes if not w[1].endswith("-connections")]))
-            by_table = {table.rsplit("-", 1)[-1]: 0 for _, table in aws_tap.writes}
-            for _, table in aws_tap.writes:
-                by_table[table.rsplit("-", 1)[-1]] += 1
-        report["completion tokens per run"] = tokens
-        report["full run via WebSocket (s, median)"] = round(statistics.median(platform), 3)
-        report["same retrieval + generation in-process (s, median)"] = round(statistics.median(direct), 3)
-        report["generation alone: in the runtime during platform runs / in-process"] = round(
-            statistics.median(generation_platform) / statistics.median(generation_direct), 3
-        )
-        report["platform overhead ratio (goal <= 1.10)"] = round(statistics.median(platform) / statistics.median(direct), 3)
-        report["first token: client minus runtime (ms, median; goal <= 150)"] = round(statistics.median(deltas), 1)
-        report["DynamoDB writes per execution, start included (median; goal <= 15)"] = statistics.median(writes)
-        report["  by table, last run (connections: the client's own)"] = by_table
-        stops = [ws_run(stack, key, agent_id, QUERY, stop_after_first_token=True)["stop_latency"] * 1000 for _ in range(RUNS)]
-        report["stop latency, stop_agent sent to execution_stopped (ms, median)"] = round(statistics.median(stops), 1)
+        if not args.load_only:
+            report.update(bench_single(stack, key, api, agent_id, engine, aws_tap, runtime_tap))
         load_agent = api.post("/agents", json={"name": "load", "config": LOAD_CONFIG}).json()["agent_id"]
         report.update(bench_load(stack, key, load_agent, engine, runtime_tap))
     finally:
@@ -239,11 +261,11 @@ def main() -> int:
     width = max(len(k) for k in report)
     for name, value in report.items():
         print(f"{name:<{width}}  {value}")
-    runtime_bench = ROOT / "bench" / "runtime_bench.py"
-    if runtime_bench.exists():
-        print("\nRuntime benchmark:", flush=True)
-        return subprocess.run([sys.executable, str(runtime_bench), *sys.argv[1:]], check=False, cwd=ROOT).returncode
-    return 0
+    if args.load_only:
+        return 0
+    print("\nRuntime benchmark:", flush=True)
+    runtime_bench = [sys.executable, str(ROOT / "bench" / "runtime_bench.py"), *(["--full"] if args.full else [])]
+    return subprocess.run(runtime_bench, check=False, cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ class RunDeferred(Exception):
     """The run waits for the runtime: its message stays on the queue, visible again later."""
 
 
-# How often a live run reads its stop flag and looks for new subscribers.
+# How often a live run reads its stop flag and looks for new subscribers; less often while it
+# waits its turn in the runtime, so a burst's waiting runs leave the CPU to the generating one.
 WATCH_SECONDS = 0.4
+WAITING_WATCH_SECONDS = 1.0
 
 
 class TokenCoalescer:
@@ -84,6 +86,7 @@ class Run:
         # Only a claimed run writes its log, and only one delivery can claim it: the log is empty.
         self.broadcast = Broadcast(self.execution_id)
         self.stopping = False
+        self.waiting = False  # the runtime said the run waits behind another
 
     def emit(self, event_type: str, content: dict[str, Any]) -> None:
         event = append_event(self.execution_id, self.broadcast.last_seq + 1, event_type, content)
@@ -154,6 +157,7 @@ class Run:
         tokens = TokenCoalescer(int(self.execution.config.get("max_tokens", 256)))
         for item in events:
             kind = item.get("type")
+            self.waiting = kind == "progress" and item.get("stage") == "queued"
             if kind == "token":
                 text = tokens.add(str(item.get("text", "")))
                 if text:
@@ -180,7 +184,7 @@ class Run:
         """While the run is live: hand new subscribers their missing events, and on a stop
         request close the stream (the runtime stops the generation when its client goes)."""
         probe = Execution(self.execution_id)
-        while not done.wait(WATCH_SECONDS):
+        while not done.wait(WAITING_WATCH_SECONDS if self.waiting else WATCH_SECONDS):
             try:
                 if not probe.stop_requested:
                     probe.refresh(consistent_read=True)
