@@ -74,7 +74,7 @@ def test_sixteen_clients_starting_at_once_each_see_exactly_their_runs_history(li
         barrier.wait()
         client.send({"action": "start_agent", "agent_id": agent_id, "input_data": {"query": f"What is fNIRS? ({index})"}})
         execution_id = client.until(lambda f: f["type"] == "execution_started")[-1]["execution_id"]
-        return execution_id, seq_frames(client.until_terminal(execution_id, timeout=300), execution_id)
+        return execution_id, seq_frames(client.until_terminal(execution_id, timeout=900), execution_id)
 
     with ThreadPoolExecutor(len(clients)) as pool:
         results = list(pool.map(run, range(len(clients))))
