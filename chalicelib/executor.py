@@ -29,8 +29,8 @@ from chalicelib.events import append_event
 from chalicelib.fanout import Broadcast
 from chalicelib.models import Execution
 from chalicelib.runs import end, transition
-from chalicelib.settings import settings
-from chalicelib.telemetry import count, flush, logger
+from chalicelib.settings import current
+from chalicelib.telemetry import count, logger
 
 
 class RunDeferred(Exception):
@@ -203,10 +203,7 @@ def process_batch(event: dict[str, Any]) -> dict[str, Any]:
     """Powertools' partial batch response; when every record fails it raises, so SQS retries."""
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
-    try:
-        return process_partial_response(event=event, record_handler=handle_record, processor=_batch_processor())
-    finally:
-        flush()
+    return process_partial_response(event=event, record_handler=handle_record, processor=_batch_processor())
 
 
 def handle_record(record: Any) -> None:
@@ -214,7 +211,6 @@ def handle_record(record: Any) -> None:
     message = json.loads(record.body)
     receives = int(record.attributes.approximate_receive_count or 1)
     execution_id = message["execution_id"]
-    logger.set_correlation_id(record.message_id)
     logger.thread_safe_append_keys(execution_id=execution_id)
     try:
         run_execution(execution_id, receives, record.receipt_handle)
@@ -234,11 +230,11 @@ def run_execution(execution_id: str, receives: int, receipt_handle: str) -> None
     try:
         Run(execution).execute()
     except runtime_client.RuntimeBusy as err:
-        if receives >= settings.run_attempts:
+        if receives >= current().run_attempts:
             message = f"{err} The run was tried {receives} times and could not start; try again later."
             end(execution, "failed", {"message": message}, Execution.error_message.set(message))
             return
-        delay = retry_delay(receives, settings.retry_base_seconds)
+        delay = retry_delay(receives, current().retry_base_seconds)
         logger.info("the runtime cannot take the run now; it waits", extra={"reason": str(err), "retry_in": delay})
         count("RunsDeferred")
         aws.sqs().change_message_visibility(
@@ -258,6 +254,7 @@ def retry_delay(receives: int, base: int) -> int:
 def sweep_stuck_executions() -> int:
     """Fail executions left pending (their message dead-lettered) or running (their executor
     lost) past their deadline."""
+    settings = current()
     swept = 0
     for status, deadline, started in (
         ("pending", settings.pending_deadline_seconds, "created_at"),

@@ -17,7 +17,7 @@ from chalicelib.clock import now, now_iso
 from chalicelib.errors import DynaveraError, Invalid, error_frame
 from chalicelib.fanout import forget_connection, post_to_connection
 from chalicelib.models import Connection, Execution, Subscription
-from chalicelib.settings import settings
+from chalicelib.settings import current
 from chalicelib.telemetry import logger
 
 # API Gateway closes a connection after 2 hours; rows outlive it a little, then expire.
@@ -26,7 +26,7 @@ MAX_FRAME_BYTES = 32 * 1024
 
 
 def management_endpoint(domain_name: str, stage: str) -> str:
-    return settings.websocket_endpoint or f"https://{domain_name}/{stage}"
+    return current().websocket_endpoint or f"https://{domain_name}/{stage}"
 
 
 def connect(connection_id: str, token: str | None, domain_name: str, stage: str) -> str:

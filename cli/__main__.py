@@ -32,6 +32,9 @@ def api_key(args: argparse.Namespace) -> str:
 def keys_create(args: argparse.Namespace) -> int:
     _local_aws_defaults()
     from chalicelib.auth import create_api_key
+    from chalicelib.settings import Settings, bind
+
+    bind(Settings.from_env())
 
     print(f"API key for {args.user} (shown once; only its hash is stored):", file=sys.stderr)
     print(create_api_key(args.user))

@@ -229,14 +229,13 @@ class Gateway:
 
 def create_gateway(host: str, port: int) -> Gateway:
     import app as app_module
-    from chalicelib.settings import settings
 
     handlers = {
         "connect": app_module.ws_connect,
         "message": app_module.ws_message,
         "disconnect": app_module.ws_disconnect,
     }
-    return Gateway(app_module.app, handlers, settings.stage, f"{host}:{port}")
+    return Gateway(app_module.app, handlers, app_module.settings.stage, f"{host}:{port}")
 
 
 def main() -> None:

@@ -118,10 +118,9 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import app as app_module
-    from chalicelib.settings import settings
 
     source = _runs_source(app_module.app)
-    poller = Poller(app_module.run_executions, settings.runs_queue_name, source.batch_size, "dynavera-run_executions")
+    poller = Poller(app_module.run_executions, app_module.settings.runs_queue_name, source.batch_size, "dynavera-run_executions")
     threading.Thread(
         target=sweep_forever, args=(app_module.sweep_stuck_executions, args.sweep_every, poller.stopping), daemon=True
     ).start()

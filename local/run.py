@@ -16,9 +16,12 @@ DEMO_AGENT = "fNIRS assistant"
 KEY_FILE = ROOT / "build" / "demo_api_key"
 
 
-def demo_key() -> str:
+def demo_key(stack: Stack) -> str:
     from chalicelib.auth import create_api_key, user_for_key
     from chalicelib.errors import Unauthorized
+    from chalicelib.settings import bind
+
+    bind(stack.settings)
 
     if KEY_FILE.exists():
         try:
@@ -58,7 +61,7 @@ def main() -> int:
         stack.start_runtime()
         stack.start_gateway()
         stack.start_poller()
-        key = demo_key()
+        key = demo_key(stack)
         agent_id = demo_agent(stack.api_url, key)
         aws = "moto (embedded)" if stack.moto else "the endpoint already running there (LocalStack?)"
         print(

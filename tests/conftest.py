@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -44,7 +43,10 @@ class Api:
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
     server = endpoint.ensure_endpoint(endpoint.DEFAULT_URL)
-    os.environ.update(endpoint.aws_environment(endpoint.DEFAULT_URL, "unused"))
+    # The tests' own boto3 clients reach the endpoint with its dummy credentials.
+    local = endpoint.aws_environment(endpoint.DEFAULT_URL, "")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        os.environ.setdefault(name, local[name])
     yield endpoint.DEFAULT_URL
     if server is not None:
         server.stop()
@@ -66,7 +68,7 @@ def rest_stack(aws_endpoint: str) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def sqs(aws_endpoint: str) -> Any:
-    return boto3.client("sqs", endpoint_url=aws_endpoint, region_name="us-east-1")
+    return endpoint.client("sqs", aws_endpoint)
 
 
 @pytest.fixture(scope="session")

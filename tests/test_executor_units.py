@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from chalicelib import executor
 from chalicelib.fanout import EXCERPT_CHARS, frame_for

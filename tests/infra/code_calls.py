@@ -67,12 +67,21 @@ def source_files() -> list[Path]:
 
 def models() -> dict[str, type[Model]]:
     from chalicelib import models as module
+    from chalicelib.models import TABLES
 
     return {
         name: obj
         for name, obj in vars(module).items()
-        if isinstance(obj, type) and issubclass(obj, Model) and obj is not Model and hasattr(obj.Meta, "table_name")
+        if isinstance(obj, type) and issubclass(obj, Model) and obj is not Model and obj in TABLES
     }
+
+
+def table_of(model: type[Model]) -> str:
+    """The model's table in the default stage (dev), as Settings names it."""
+    from chalicelib.models import TABLES
+    from chalicelib.settings import Settings
+
+    return getattr(Settings.from_env({}), TABLES[model])
 
 
 def model_indexes(model: type[Model]) -> dict[str, str]:
@@ -126,7 +135,7 @@ def _pynamodb_call(node: ast.Call, known: dict[str, type[Model]], where: str) ->
     if model is None and method not in MODEL_ONLY_METHODS and not keywords & PYNAMODB_KEYWORDS:
         return None
     action = PYNAMODB_ACTIONS[method]
-    table = model.Meta.table_name if model is not None else None
+    table = table_of(model) if model is not None else None
     return AwsCall("dynamodb", action, f"dynamodb:{action}", where, table, index)
 
 
@@ -207,7 +216,7 @@ class _Scanner(ast.NodeVisitor):
             imported = [self.known[name] for name in self.imports if name in self.known]
             if call is not None and call.table is None and len(imported) == 1:
                 # A receiver the scan cannot type, in a module that uses one model: that model's table.
-                call = replace(call, table=imported[0].Meta.table_name)
+                call = replace(call, table=table_of(imported[0]))
             return call
         return None
 

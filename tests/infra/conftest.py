@@ -24,7 +24,6 @@ from moto.server import ThreadedMotoServer
 
 from local.endpoint import load_template
 from local.lambda_runtime import LambdaContext
-from tests.infra import code_calls
 from tests.infra.iam_policy import allows, load_policy, request_arn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,34 +173,21 @@ class Lambda:
         return denied
 
 
-def _forget_cached_clients() -> None:
-    """Drop the clients the Lambda code keeps per container, so the next ones are moto's."""
-    from chalicelib import aws as aws_clients
-    from chalicelib import runtime_client
-
-    for module in (aws_clients, runtime_client):
-        for value in vars(module).values():
-            if hasattr(value, "cache_clear"):
-                value.cache_clear()
-    for model in code_calls.models().values():
-        model._connection = None  # PynamoDB keeps one connection (and its endpoint) per model
-
-
 @pytest.fixture
 def lambda_handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lambda]:
-    """The app imported as Lambda imports it, its tables and queue made from infra/data.yaml."""
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    """The app's handlers bound to the dev stage on moto's in-process mocks, its tables and queue
+    made from infra/data.yaml; the settings bound before are bound again afterwards."""
+    import app as app_module
+    from chalicelib.settings import Settings, bind, current
+
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    import app as app_module
-    from chalicelib.settings import settings
-
-    if settings.stage != "dev":
-        pytest.fail(f"The sample events are dev-stage events, but app was imported for stage {settings.stage!r}.")
+    before = current()
+    settings = Settings.from_env({"DYNAVERA_STAGE": "dev", "AWS_DEFAULT_REGION": REGION})
     with mock_aws():
-        _forget_cached_clients()
-        create_stack(boto3.client("cloudformation", region_name=REGION), "dynavera-dev-data", "data.yaml", {"Stage": "dev"})
+        bind(settings)
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        create_stack(cloudformation, "dynavera-dev-data", "data.yaml", {"Stage": "dev"})
         handlers = Lambda(app_module, settings.stage)
         real_call = BaseClient._make_api_call
 
@@ -214,7 +200,7 @@ def lambda_handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lambda]:
         monkeypatch.setattr(BaseClient, "_make_api_call", recording_call)
         yield handlers
         monkeypatch.undo()
-        _forget_cached_clients()
+    bind(before)
 
 
 def seed_api_key(key: str, user_id: str = SAMPLE_USER) -> None:
@@ -255,14 +241,14 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def scripted_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
     """A stand-in runtime on a free port; the executor's settings point at it."""
-    from chalicelib import runtime_client
+    from chalicelib.settings import bind, current
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _RuntimeHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setattr(runtime_client, "settings", replace(runtime_client.settings, mcp_agent_url=url))
-    runtime_client._client.cache_clear()
+    bound = current()
+    bind(replace(bound, mcp_agent_url=url))
 
     def script(events: list[dict[str, Any]]) -> None:
         _RuntimeHandler.script = events
@@ -270,4 +256,4 @@ def scripted_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[list
     yield script
     server.shutdown()
     server.server_close()
-    runtime_client._client.cache_clear()
+    bind(bound)

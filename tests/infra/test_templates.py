@@ -26,10 +26,8 @@ def test_template_passes_cfn_lint(path: Path) -> None:
     assert not matches, "\n".join(str(m) for m in matches)
 
 
-def _table_suffix(table_name: str) -> str:
-    from chalicelib.settings import settings
-
-    return table_name.removeprefix(f"dynavera-{settings.stage}-")
+def _table_suffix(model: Any) -> str:
+    return code_calls.table_of(model).removeprefix("dynavera-dev-")
 
 
 def _key_schema(items: list[dict[str, str]]) -> dict[str, str]:
@@ -41,7 +39,7 @@ def test_data_stack_tables_match_every_model_keys_and_indexes(aws: Any, data_sta
     models = code_calls.models()
     assert models, "no PynamoDB models found in chalicelib.models"
     for model in models.values():
-        table = f"dynavera-{data_stack['stage']}-{_table_suffix(model.Meta.table_name)}"
+        table = f"dynavera-{data_stack['stage']}-{_table_suffix(model)}"
         described = dynamodb.describe_table(TableName=table)["Table"]
         schema = model._get_schema()
         assert _key_schema(described["KeySchema"]) == _key_schema(schema["key_schema"]), table
@@ -65,7 +63,7 @@ def test_ttl_is_declared_exactly_on_the_tables_whose_models_expire_rows() -> Non
     }
     for model in code_calls.models().values():
         ttl = model._ttl_attribute()
-        spec = declared[f"dynavera-dev-{_table_suffix(model.Meta.table_name)}"]
+        spec = declared[f"dynavera-dev-{_table_suffix(model)}"]
         if ttl is None:
             assert spec is None, model.__name__
         else:
