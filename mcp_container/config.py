@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_container import contract
+
 DEFAULT_MODEL = Path("build/models/SmolLM2-135M-Instruct.Q4_1.starcoder.gguf")
 DEFAULT_EMBEDDER = Path("build/models/all-MiniLM-L6-v2.onnx")
 DEFAULT_RAG_DB = Path("build/rag_db")
-DEFAULT_COLLECTION = "fnirs"
+DEFAULT_COLLECTION = contract.DEFAULT_COLLECTION
 
 
 class ConfigError(ValueError):

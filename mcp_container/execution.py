@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_container import contract
 from mcp_container.engine import AskConfig, Engine
 from mcp_container.llm import GenerationError, Usage
 from mcp_container.rag import Passage, UnknownCollection
@@ -24,17 +25,7 @@ Event = dict[str, Any]
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY_CHARS = 4000  # DESIGN.md §3
-MAX_TOP_K = 20
-MAX_TOKENS = 2048
-
-
-class InvalidRequest(ValueError):
-    """The body of /execute is unusable; `code` is one of DESIGN.md §3's error codes."""
-
-    def __init__(self, message: str, code: str = "validation_error") -> None:
-        super().__init__(message)
-        self.code = code
+InvalidRequest = contract.ContractError  # the body of /execute is unusable; `code` says why
 
 
 @dataclass(frozen=True)
@@ -48,11 +39,9 @@ class ExecuteRequest:
     def parse(cls, body: Any, default_collection: str) -> ExecuteRequest:
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object")
-        query = body.get("query")
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidRequest("query is required and must be a non-empty string")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters", code="too_large")
+        if "query" not in body:
+            raise InvalidRequest("'query' is required.")
+        query = contract.check_query(body["query"])
         execution_id = body.get("execution_id") or str(uuid.uuid4())
         if not isinstance(execution_id, str):
             raise InvalidRequest("execution_id must be a string")
@@ -66,34 +55,16 @@ class ExecuteRequest:
 
 
 def parse_config(raw: Any, default_collection: str) -> AskConfig:
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise InvalidRequest("config must be an object")
-    defaults = AskConfig(collection=default_collection)
-    system_prompt = raw.get("system_prompt")
-    if system_prompt is not None and not isinstance(system_prompt, str):
-        raise InvalidRequest("config.system_prompt must be a string")
-    collection = raw.get("collection") or default_collection
-    if not isinstance(collection, str):
-        raise InvalidRequest("config.collection must be a string")
+    """The run's config checked against the shared contract, over its defaults."""
+    base = {**contract.default_config(), "collection": default_collection}
+    config = contract.check_config({} if raw is None else raw, base)
     return AskConfig(
-        collection=collection,
-        system_prompt=system_prompt or None,
-        top_k=_number(raw, "top_k", int, 1, MAX_TOP_K, defaults.top_k),
-        max_tokens=_number(raw, "max_tokens", int, 1, MAX_TOKENS, defaults.max_tokens),
-        temperature=_number(raw, "temperature", float, 0.0, 2.0, defaults.temperature),
+        collection=config["collection"],
+        system_prompt=config["system_prompt"],
+        top_k=config["top_k"],
+        max_tokens=config["max_tokens"],
+        temperature=float(config["temperature"]),
     )
-
-
-def _number(raw: dict[str, Any], key: str, kind: type, low: float, high: float, default: Any) -> Any:
-    value = raw.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not float(value).is_integer()):
-        raise InvalidRequest(f"config.{key} must be {'an integer' if kind is int else 'a number'}")
-    if not low <= value <= high:
-        raise InvalidRequest(f"config.{key} must be between {low:g} and {high:g}")
-    return kind(value)
 
 
 def progress(stage: str, message: str) -> Event:
