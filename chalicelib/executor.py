@@ -88,11 +88,11 @@ class Run:
     def emit(self, event_type: str, content: dict[str, Any]) -> None:
         self.broadcast.publish(append_event(self.execution_id, self.broadcast.last_seq + 1, event_type, content))
 
-    def finish(self, status: str, content: dict[str, Any], *actions: Any) -> None:
-        end(self.execution, status, content, *actions, broadcast=self.broadcast)
+    def finish(self, status: str, detail: Any) -> None:
+        end(self.execution, status, detail, broadcast=self.broadcast)
 
     def fail(self, message: str) -> None:
-        self.finish("failed", {"message": message}, Execution.error_message.set(message))
+        self.finish("failed", message)
 
     def execute(self) -> None:
         """Run it; RuntimeBusy (the run still pending) when the runtime could not take it."""
@@ -123,7 +123,7 @@ class Run:
             self._consume(events)
         except runtime_client.RuntimeFailure as err:
             if self.stopping:
-                self.finish("stopped", {"reason": "stop requested"})
+                self.finish("stopped", "stop requested")
             else:
                 self.fail(str(err))
         except Conflict:
@@ -161,13 +161,13 @@ class Run:
                 self.emit("progress", {"stage": item.get("stage"), "message": item.get("message")})
             elif kind == "result":
                 output = item.get("output", {})
-                self.finish("completed", output, Execution.output_data.set(output))
+                self.finish("completed", output)
                 return
             elif kind == "error":
                 self.fail(str(item.get("message", "The runtime reported an error.")))
                 return
             elif kind == "cancelled":
-                self.finish("stopped", {"reason": "stop requested"})
+                self.finish("stopped", "stop requested")
                 return
         raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
 
@@ -232,7 +232,7 @@ def run_execution(execution_id: str, receives: int, receipt_handle: str) -> None
     except runtime_client.RuntimeBusy as err:
         if receives >= current().run_attempts:
             message = f"{err} The run was tried {receives} times and could not start; try again later."
-            end(execution, "failed", {"message": message}, Execution.error_message.set(message))
+            end(execution, "failed", message)
             return
         delay = retry_delay(receives, current().retry_base_seconds)
         logger.info("the runtime cannot take the run now; it waits", extra={"reason": str(err), "retry_in": delay})
@@ -266,5 +266,5 @@ def sweep_stuck_executions() -> int:
             if execution.status != status or (getattr(execution, started) or "") >= cutoff:
                 continue
             message = f"The run was still {status} after {deadline} s, past its deadline; it was stopped as failed."
-            swept += end(execution, "failed", {"message": message}, Execution.error_message.set(message))
+            swept += end(execution, "failed", message)
     return swept

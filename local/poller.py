@@ -33,11 +33,11 @@ def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[
 
 
 class Poller:
-    def __init__(self, handler: Any, queue_name: str, batch_size: int, function_name: str) -> None:
+    def __init__(self, handler: Any, queue_name: str, batch_size: int, function_name: str, sqs: Any = None) -> None:
         self.handler = handler
         self.batch_size = batch_size
         self.function_name = function_name
-        self.sqs = boto3.client("sqs")
+        self.sqs = sqs or boto3.client("sqs")
         self.queue_url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
         self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         self.region = self.sqs.meta.region_name
