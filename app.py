@@ -23,7 +23,7 @@ app.websocket_api = WebsocketAPI(env={"AWS_REGION": settings.region})
 # Every handler's edge, REST, WebSocket, SQS and schedule alike: log context, tracing, metrics.
 app.register_middleware(telemetry.boundary, "all")
 # Routes that answer without an API key.
-PUBLIC_PATHS = {"/health"}
+PUBLIC_PATHS = {"/health", "/openapi.json"}
 
 
 @app.middleware("http")
@@ -32,6 +32,8 @@ def http_boundary(request: Request, get_response: Any) -> Response:
     try:
         if request.path not in PUBLIC_PATHS:
             request.context["user_id"] = auth.user_for_header(request.headers.get("authorization"))
+        route = f"{request.method} {request.context.get('resourcePath', '')}"
+        validation.only_known_parameters(route, request.query_params)
         response = get_response(request)
     except DynaveraError as err:
         response = error_response(err)
@@ -53,6 +55,14 @@ def _params() -> dict[str, str]:
 @app.route("/health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.route("/openapi.json")
+def openapi_document() -> dict[str, Any]:
+    """The REST contract as OpenAPI 3.1, built from the constants validation enforces."""
+    from chalicelib import openapi
+
+    return openapi.document()
 
 
 @app.route("/agents", methods=["GET"])

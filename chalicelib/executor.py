@@ -105,7 +105,9 @@ class Run:
                     raise runtime_client.RuntimeBusy("The runtime dropped the run before it began.") from err
                 if not transition(self.execution, "running"):
                     # Leaving the block closes the stream, which frees the runtime's job.
-                    logger.info("another delivery claimed the run, or it was stopped", extra={"status": self.execution.status})
+                    logger.info(
+                        "another delivery claimed the run, or it was stopped", extra={"status": self.execution.status}
+                    )
                     return
                 count("ExecutionsStarted")
                 self._follow(stream, itertools.chain([first], events))

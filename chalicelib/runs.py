@@ -145,8 +145,10 @@ def events_page(
 ) -> tuple[list[Event], int | None]:
     execution = get(user_id, execution_id)
     params = params or {}
-    after = validation.int_param(params.get("after"), "after", 0, 0, 10**9)
-    limit = validation.int_param(params.get("limit"), "limit", 100, 1, 1000)
+    after = validation.int_param(params.get("after"), "after", 0, 0, validation.MAX_AFTER)
+    limit = validation.int_param(
+        params.get("limit"), "limit", validation.DEFAULT_EVENTS_PAGE, 1, validation.MAX_EVENTS_PAGE
+    )
     return list_events(execution.execution_id, after, limit)
 
 

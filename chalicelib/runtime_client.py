@@ -88,7 +88,9 @@ def open_run(payload: dict[str, Any]) -> Iterator[RunStream]:
         with _client().stream("POST", "/execute", json=payload, headers=trace_headers()) as response:
             if response.status_code != 200:
                 response.read()
-                logger.warning("the runtime refused the run", extra={"status": response.status_code, "body": response.text[:500]})
+                logger.warning(
+                    "the runtime refused the run", extra={"status": response.status_code, "body": response.text[:500]}
+                )
                 if response.status_code in BUSY_STATUSES:
                     raise RuntimeBusy(f"The runtime was {BUSY_STATUSES[response.status_code]}.")
                 raise RuntimeFailure(f"The runtime refused the run (HTTP {response.status_code}).")

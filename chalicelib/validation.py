@@ -13,13 +13,24 @@ from chalicelib import contract
 from chalicelib.errors import Invalid, InvalidJson, TooLarge
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 1000
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+DEFAULT_EVENTS_PAGE = 100
+MAX_EVENTS_PAGE = 1000
+MAX_AFTER = 10**9
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 AGENT_CONFIG_DEFAULTS: dict[str, Any] = contract.default_config()
+# The query parameters each route takes (method and resource path); any other is refused.
+QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "GET /agents": ("limit", "next_token"),
+    "GET /agents/{agent_id}/executions": ("limit", "next_token"),
+    "GET /executions/{execution_id}/events": ("after", "limit"),
+}
 
 
 @contextmanager
@@ -40,12 +51,32 @@ def json_object(raw: bytes | str | None) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise TooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
+        value = json.loads(raw, parse_constant=_no_constant)
+        # Strict JSON: a lone surrogate (valid as a JSON escape) is not text any store can hold.
+        json.dumps(value, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError) as err:
         raise InvalidJson(f"The request body is not valid JSON: {err}.") from err
+    except RecursionError as err:
+        raise TooLarge(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.") from err
     if not isinstance(value, dict):
         raise InvalidJson("The request body must be a JSON object.")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise TooLarge(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _only(body: Mapping[str, Any], allowed: set[str], what: str) -> None:
@@ -96,6 +127,12 @@ def input_data(body: Mapping[str, Any]) -> dict[str, Any]:
     with _contract():
         contract.check_query(data["query"])
     return data
+
+
+def only_known_parameters(route: str, params: Mapping[str, str] | None) -> None:
+    unknown = sorted(set(params or {}) - set(QUERY_PARAMETERS.get(route, ())))
+    if unknown:
+        raise Invalid(f"Unknown query parameter(s): {', '.join(map(repr, unknown))}.")
 
 
 def uuid_param(value: Any, what: str) -> str:

@@ -69,7 +69,9 @@ def handle_frame(connection_id: str, body: str | None) -> None:
     except Exception:  # noqa: BLE001 - logged with its traceback just below
         # The boundary of a frame: the client hears that it failed, the connection stays open.
         logger.exception("frame failed", extra={"connection_id": connection_id})
-        post_to_connection(connection.endpoint, connection_id, error_frame(DynaveraError("An internal error occurred."), request_id))
+        post_to_connection(
+            connection.endpoint, connection_id, error_frame(DynaveraError("An internal error occurred."), request_id)
+        )
 
 
 def _parse(body: str | None) -> dict[str, Any]:

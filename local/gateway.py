@@ -223,7 +223,9 @@ class Gateway:
                     methods=["GET", "POST", "DELETE"],
                 ),
                 Route("/{path:path}", self.rest, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
-            ]
+            ],
+            # A path no route matches (Starlette's path pattern stops at a newline) still answers in the contract's shape.
+            exception_handlers={404: lambda request, _: _error(404, "not_found", f"No route {request.url.path!r}.")},
         )
 
 

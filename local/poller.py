@@ -39,7 +39,9 @@ class Poller:
         self.function_name = function_name
         self.sqs = sqs or boto3.client("sqs")
         self.queue_url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self.region = self.sqs.meta.region_name
         self.stopping = threading.Event()
 
@@ -120,7 +122,9 @@ def main() -> None:
     import app as app_module
 
     source = _runs_source(app_module.app)
-    poller = Poller(app_module.run_executions, app_module.settings.runs_queue_name, source.batch_size, "dynavera-run_executions")
+    poller = Poller(
+        app_module.run_executions, app_module.settings.runs_queue_name, source.batch_size, "dynavera-run_executions"
+    )
     threading.Thread(
         target=sweep_forever, args=(app_module.sweep_stuck_executions, args.sweep_every, poller.stopping), daemon=True
     ).start()

@@ -95,7 +95,11 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env or self.env, stdout=output, stderr=subprocess.STDOUT if output else None
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env or self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
         )
         self.processes.append(process)
         return process

@@ -93,6 +93,9 @@ def check_config(value: Any, base: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _number(value: Any, field: str, low: float, high: float, integer: bool) -> Any:
+    # As JSON Schema counts them, 3.0 is an integer: JSON does not tell 3.0 from 3.
+    if integer and isinstance(value, float) and value.is_integer():
+        value = int(value)
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
         kind = "an integer" if integer else "a number"

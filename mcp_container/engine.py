@@ -54,7 +54,12 @@ class Engine:
             self.embedder.load()
             self.store = Store(self.settings.rag_db)
             model.result()
-        log.info("engine ready: model %s, embedder %s, store %s", self.generator.name, self.embedder.name, self.settings.rag_db)
+        log.info(
+            "engine ready: model %s, embedder %s, store %s",
+            self.generator.name,
+            self.embedder.name,
+            self.settings.rag_db,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

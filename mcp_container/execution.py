@@ -71,7 +71,9 @@ def progress(stage: str, message: str) -> Event:
     return {"type": "progress", "stage": stage, "message": message}
 
 
-async def run_execution(engine: Engine, scheduler: Scheduler, job: Job, request: ExecuteRequest) -> AsyncIterator[Event]:
+async def run_execution(
+    engine: Engine, scheduler: Scheduler, job: Job, request: ExecuteRequest
+) -> AsyncIterator[Event]:
     """The events of one admitted execution; always gives up its place when it ends."""
     try:
         if not scheduler.is_running(job):

@@ -30,7 +30,9 @@ def create_mcp_server(runtime: Runtime) -> MCPServer:
             raise ToolError("the runtime is still loading its model; try again in a few seconds")
 
     @server.tool()
-    async def search_documents(query: str, collection: str = default_collection, top_k: int = TOP_K) -> list[dict[str, Any]]:
+    async def search_documents(
+        query: str, collection: str = default_collection, top_k: int = TOP_K
+    ) -> list[dict[str, Any]]:
         """Find the passages of a document collection closest in meaning to the query."""
         require_ready()
         try:

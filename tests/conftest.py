@@ -96,7 +96,12 @@ def live_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
 def runtime_down_stack(aws_endpoint: str) -> Iterator[Stack]:
     """A stack whose runtime never answers; runs retry quickly, then fail with a clear message."""
     stack = make_stack("down", aws_url=aws_endpoint, runtime_url=f"http://127.0.0.1:{free_port()}")
-    stack.extra_env = {"RUN_ATTEMPTS": "2", "RETRY_BASE_SECONDS": "1", "EXECUTION_DEADLINE_SECONDS": "2", "PENDING_DEADLINE_SECONDS": "30"}
+    stack.extra_env = {
+        "RUN_ATTEMPTS": "2",
+        "RETRY_BASE_SECONDS": "1",
+        "EXECUTION_DEADLINE_SECONDS": "2",
+        "PENDING_DEADLINE_SECONDS": "30",
+    }
     stack.start_aws()
     stack.start_gateway()
     stack.start_poller(sweep_every=0.5)

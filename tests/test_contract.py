@@ -25,6 +25,7 @@ CONFIGS: list[Any] = [
     {"top_k": 0},
     {"top_k": 21},
     {"top_k": 2.5},
+    {"top_k": 3.0},
     {"top_k": True},
     {"max_tokens": 0},
     {"max_tokens": 2049},

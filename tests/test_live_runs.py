@@ -21,7 +21,10 @@ QUESTION = "What does fNIRS measure?"
 def user(live_stack: Stack) -> dict[str, Any]:
     key = create_key(live_stack, f"live-{uuid.uuid4().hex[:6]}")
     api = Api(live_stack, key)
-    agent = api.post("/agents", json={"name": "fNIRS assistant", "config": {"collection": "fnirs", "temperature": 0, "max_tokens": 48}})
+    agent = api.post(
+        "/agents",
+        json={"name": "fNIRS assistant", "config": {"collection": "fnirs", "temperature": 0, "max_tokens": 48}},
+    )
     assert agent.status_code == 201
     return {"key": key, "api": api, "agent_id": agent.json()["agent_id"]}
 
@@ -30,7 +33,9 @@ def user(live_stack: Stack) -> dict[str, Any]:
 def finished_run(live_stack: Stack, user: dict[str, Any]) -> dict[str, Any]:
     """One run started over the WebSocket and followed to its end."""
     client = WsClient(live_stack, user["key"])
-    client.send({"action": "start_agent", "agent_id": user["agent_id"], "input_data": {"query": QUESTION}, "request_id": "r-1"})
+    client.send(
+        {"action": "start_agent", "agent_id": user["agent_id"], "input_data": {"query": QUESTION}, "request_id": "r-1"}
+    )
     started = client.until(lambda f: f["type"] == "execution_started")[-1]
     frames = client.until_terminal(started["execution_id"])
     client.close()
@@ -38,7 +43,9 @@ def finished_run(live_stack: Stack, user: dict[str, Any]) -> dict[str, Any]:
 
 
 def table(stack: Stack, name: str) -> Any:
-    return boto3.resource("dynamodb", endpoint_url=stack.aws_url, region_name="us-east-1").Table(f"dynavera-{stack.stage}-{name}")
+    return boto3.resource("dynamodb", endpoint_url=stack.aws_url, region_name="us-east-1").Table(
+        f"dynavera-{stack.stage}-{name}"
+    )
 
 
 def rest_events(api: Api, execution_id: str) -> list[dict[str, Any]]:
@@ -53,7 +60,9 @@ def rest_events(api: Api, execution_id: str) -> list[dict[str, Any]]:
 
 
 def start_rest(user: dict[str, Any], query: str = QUESTION, **headers: str) -> str:
-    response = user["api"].post(f"/agents/{user['agent_id']}/executions", json={"input_data": {"query": query}}, headers=headers)
+    response = user["api"].post(
+        f"/agents/{user['agent_id']}/executions", json={"input_data": {"query": query}}, headers=headers
+    )
     assert response.status_code == 202, response.text
     return response.json()["execution_id"]
 
@@ -65,7 +74,10 @@ def test_run_streams_events_tokens_and_a_cited_answer(finished_run: dict[str, An
     assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
     kinds = [f.get("event_type", f["type"]) for f in frames]
     assert kinds[0] == "started"
-    assert [f["content"]["stage"] for f in frames if f.get("event_type") == "progress"][:2] == ["retrieving", "generating"]
+    assert [f["content"]["stage"] for f in frames if f.get("event_type") == "progress"][:2] == [
+        "retrieving",
+        "generating",
+    ]
     assert "token" in kinds and kinds[-1] == "execution_completed"
     output = frames[-1]["output_data"]
     tokens = "".join(f["content"]["text"] for f in frames if f.get("event_type") == "token")
@@ -79,7 +91,11 @@ def test_rest_history_equals_what_the_client_saw(finished_run: dict[str, Any], u
     events = rest_events(user["api"], execution_id)
     assert [e["seq"] for e in events] == [f["seq"] for f in frames]
     for event, frame in zip(events[:-1], frames[:-1], strict=True):
-        assert (event["event_type"], event["content"], event["timestamp"]) == (frame["event_type"], frame["content"], frame["timestamp"])
+        assert (event["event_type"], event["content"], event["timestamp"]) == (
+            frame["event_type"],
+            frame["content"],
+            frame["timestamp"],
+        )
     assert events[-1]["event_type"] == "completed"
     execution = user["api"].get(f"/executions/{execution_id}").json()
     assert execution["status"] == "completed" and execution["started_at"] and execution["completed_at"]
@@ -106,7 +122,9 @@ def test_two_clients_on_one_execution_both_get_every_event(live_stack: Stack, us
     seen_second = seq_frames(second.until_terminal(execution_id), execution_id)
     first.close()
     second.close()
-    assert [f["seq"] for f in seen_first] == [f["seq"] for f in seen_second] == list(range(1, seen_first[-1]["seq"] + 1))
+    assert (
+        [f["seq"] for f in seen_first] == [f["seq"] for f in seen_second] == list(range(1, seen_first[-1]["seq"] + 1))
+    )
     assert seen_first == seen_second
 
 
@@ -114,7 +132,13 @@ def test_stop_mid_generation_ends_stopped_within_a_second(live_stack: Stack, use
     api: Api = user["api"]
     long_agent = api.post("/agents", json={"name": "long", "config": {"max_tokens": 1024, "temperature": 0}}).json()
     client = WsClient(live_stack, user["key"])
-    client.send({"action": "start_agent", "agent_id": long_agent["agent_id"], "input_data": {"query": "Explain everything about fNIRS in detail."}})
+    client.send(
+        {
+            "action": "start_agent",
+            "agent_id": long_agent["agent_id"],
+            "input_data": {"query": "Explain everything about fNIRS in detail."},
+        }
+    )
     execution_id = client.until(lambda f: f["type"] == "execution_started")[-1]["execution_id"]
     client.until(lambda f: f.get("event_type") == "token")
     asked = time.monotonic()
@@ -144,5 +168,7 @@ def test_vanished_client_leaves_no_rows_and_the_run_completes(live_stack: Stack)
         KeyConditionExpression="execution_id = :e", ExpressionAttributeValues={":e": execution_id}
     )
     assert subscriptions["Items"] == []
-    connections = table(live_stack, "connections").scan(FilterExpression="user_id = :u", ExpressionAttributeValues={":u": user_id})
+    connections = table(live_stack, "connections").scan(
+        FilterExpression="user_id = :u", ExpressionAttributeValues={":u": user_id}
+    )
     assert connections["Items"] == []

@@ -110,7 +110,9 @@ def handlers(aws_endpoint: str) -> Iterator[Handlers]:
 
     runtime, connections = ScriptedRuntime(), Connections()
     port = int(connections.url.rsplit(":", 1)[1])
-    stack = Stack(stage=f"inproc{uuid.uuid4().hex[:6]}", gateway_port=port, aws_url=aws_endpoint, runtime_url=runtime.url)
+    stack = Stack(
+        stage=f"inproc{uuid.uuid4().hex[:6]}", gateway_port=port, aws_url=aws_endpoint, runtime_url=runtime.url
+    )
     stack.start_aws()
     settings = stack.settings
     bind(settings)

@@ -49,7 +49,10 @@ def test_ping_is_answered_on_the_connection_and_disconnect_forgets_it(h: Handler
         (json.dumps({"action": "subscribe", "execution_id": str(uuid.uuid4()), "after": -1}), "validation_error"),
         (json.dumps({"action": "subscribe", "execution_id": str(uuid.uuid4())}), "not_found"),
         (json.dumps({"action": "start_agent"}), "validation_error"),
-        (json.dumps({"action": "start_agent", "agent_id": str(uuid.uuid4()), "input_data": {"query": "x"}}), "not_found"),
+        (
+            json.dumps({"action": "start_agent", "agent_id": str(uuid.uuid4()), "input_data": {"query": "x"}}),
+            "not_found",
+        ),
         (json.dumps({"action": "ping", "request_id": [1]}), "validation_error"),
         (json.dumps({"action": "ping", "pad": "x" * 40_000}), "too_large"),
     ],
@@ -73,7 +76,12 @@ def test_start_agent_validates_input_like_rest(h: Handlers) -> None:
         rest = h.rest("POST", f"/agents/{agent_id}/executions", key, {"input_data": input_data})
         assert (rest.status_code, rest.json_body["error"]["code"]) == (400, "validation_error")
     # Past API Gateway's 32 KB frame limit nothing in the frame is trusted, request_id included.
-    big = {"action": "start_agent", "agent_id": agent_id, "input_data": {"query": "q", "x": "y" * 33_000}, "request_id": "v"}
+    big = {
+        "action": "start_agent",
+        "agent_id": agent_id,
+        "input_data": {"query": "q", "x": "y" * 33_000},
+        "request_id": "v",
+    }
     (reply,) = h.send(connection_id, big)
     assert (reply["type"], reply["code"], reply.get("request_id")) == ("error", "too_large", None)
     assert h.rest("GET", f"/agents/{agent_id}/executions", key).json_body["executions"] == []
@@ -92,7 +100,12 @@ def test_other_users_ids_are_refused_and_the_connection_stays_open(h: Handlers) 
         {"action": "start_agent", "agent_id": agent_id, "input_data": {"query": "mine?"}, "request_id": "d"},
     ):
         (reply,) = h.send(connection_id, frame)
-        assert reply == {"type": "error", "code": "not_found", "message": reply["message"], "request_id": frame["request_id"]}
+        assert reply == {
+            "type": "error",
+            "code": "not_found",
+            "message": reply["message"],
+            "request_id": frame["request_id"],
+        }
     assert h.send(connection_id, PING) == [{"type": "pong"}]
     assert h.execution(execution_id).status == "pending"
     assert len(h.rest("GET", f"/agents/{agent_id}/executions", alice).json_body["executions"]) == 1
@@ -111,7 +124,9 @@ def test_subscribe_after_k_on_a_finished_run_replays_exactly_the_rest(h: Handler
     _, key = h.user()
     execution_id = finished(h, key)
     connection_id = h.connect(key)
-    frames: list[dict[str, Any]] = h.send(connection_id, {"action": "subscribe", "execution_id": execution_id, "after": after})
+    frames: list[dict[str, Any]] = h.send(
+        connection_id, {"action": "subscribe", "execution_id": execution_id, "after": after}
+    )
     assert [f["seq"] for f in frames] == list(range(after + 1, 4))
     assert not frames or frames[-1]["type"] == "execution_completed"
 

@@ -11,7 +11,9 @@ from mcp import Client
 async def _list_and_search(url: str) -> tuple[set[str], Any]:
     async with Client(f"{url}/mcp") as client:
         tools = await client.list_tools()
-        found = await client.call_tool("search_documents", {"query": "motion artefacts", "collection": "fnirs", "top_k": 2})
+        found = await client.call_tool(
+            "search_documents", {"query": "motion artefacts", "collection": "fnirs", "top_k": 2}
+        )
         return {tool.name for tool in tools.tools}, found
 
 
