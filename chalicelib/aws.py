@@ -63,5 +63,5 @@ def connections_api(endpoint: str) -> Any:
 
 def reset() -> None:
     """Forget the clients, so the next ones follow the settings just bound."""
-    for cached in (dynamodb, sqs, runs_queue_url, connections_api):
+    for cached in (_session, dynamodb, sqs, runs_queue_url, connections_api):
         cached.cache_clear()

@@ -11,22 +11,27 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
+from chalice import Chalice
 from chalice.test import Client
 
 from chalicelib.settings import Settings, bind
 from local import endpoint
+from local.lambda_runtime import LambdaContext
 from local.poller import Poller, scheduled_event
 from local.stack import ROOT, Stack
+from tests.fixtures.aws_calls import Recorder
 from tests.fixtures.scripted import Connections, ScriptedRuntime
 
 
 @dataclass
 class Handlers:
+    app: Chalice
     client: Client
     settings: Settings
     runtime: ScriptedRuntime
     connections: Connections
     poller: Poller
+    recorder: Recorder
 
     def bind(self, **changes: Any) -> None:
         """Settings of this stage with `changes`, bound for the rest of the test."""
@@ -44,7 +49,8 @@ class Handlers:
             headers["Authorization"] = f"Bearer {key}"
         raw = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
         headers.setdefault("Content-Type", "application/json")
-        return self.client.http.request(method, path, headers=headers, body=raw)
+        with self.recorder.handler():
+            return self.client.http.request(method, path, headers=headers, body=raw)
 
     def agent(self, key: str, **config: Any) -> str:
         response = self.rest("POST", "/agents", key, {"name": "helper", "config": config})
@@ -74,7 +80,17 @@ class Handlers:
         if body is not None:
             event["body"] = body
         name = {"$connect": "ws_connect", "$disconnect": "ws_disconnect"}.get(route, "ws_message")
-        return self.client.lambda_.invoke(name, event).payload
+        return self.invoke(name, event)
+
+    def invoke(self, name: str, event: dict[str, Any]) -> Any:
+        """Run one Lambda handler on `event`, its AWS calls recorded."""
+        with self.recorder.handler():
+            return self.client.lambda_.invoke(name, event).payload
+
+    def api(self, event: dict[str, Any]) -> Any:
+        """Run the REST API's Lambda on an API Gateway proxy event."""
+        with self.recorder.handler():
+            return self.app(event, LambdaContext(function_name="dynavera-dev"))
 
     def connect(self, key: str) -> str:
         connection_id = uuid.uuid4().hex[:16]
@@ -91,7 +107,7 @@ class Handlers:
         return self.poller.poll_once(wait_seconds=0)
 
     def sweep(self) -> Any:
-        return self.client.lambda_.invoke("sweep_stuck_executions", scheduled_event()).payload
+        return self.invoke("sweep_stuck_executions", scheduled_event())
 
     def execution(self, execution_id: str) -> Any:
         from chalicelib.models import Execution
@@ -108,7 +124,7 @@ class Handlers:
 def handlers(aws_endpoint: str) -> Iterator[Handlers]:
     import app as app_module
 
-    runtime, connections = ScriptedRuntime(), Connections()
+    runtime, connections, recorder = ScriptedRuntime(), Connections(), Recorder()
     port = int(connections.url.rsplit(":", 1)[1])
     stack = Stack(
         stage=f"inproc{uuid.uuid4().hex[:6]}", gateway_port=port, aws_url=aws_endpoint, runtime_url=runtime.url
@@ -118,22 +134,27 @@ def handlers(aws_endpoint: str) -> Iterator[Handlers]:
     bind(settings)
     client = Client(app_module.app, stage_name="dev", project_dir=str(ROOT))
 
-    def executor(event: dict[str, Any], context: Any) -> Any:
-        return client.lambda_.invoke("run_executions", event).payload
-
     sqs = endpoint.client("sqs", aws_endpoint)
-    poller = Poller(executor, settings.runs_queue_name, 1, "dynavera-run_executions", sqs=sqs)
-    yield Handlers(client, settings, runtime, connections, poller)
+    poller = Poller(None, settings.runs_queue_name, 1, "dynavera-run_executions", sqs=sqs)
+    handlers = Handlers(app_module.app, client, settings, runtime, connections, poller, recorder)
+    poller.handler = lambda event, context: handlers.invoke("run_executions", event)
+    yield handlers
     runtime.close()
     connections.close()
+    recorder.close()
 
 
 @pytest.fixture
 def h(handlers: Handlers) -> Iterator[Handlers]:
     """The handlers with the stage's own settings bound again after each test, the queue empty."""
+    drain(handlers)
     yield handlers
     bind(handlers.settings)
     handlers.runtime.released.set()
+    drain(handlers)
+
+
+def drain(handlers: Handlers) -> None:
     sqs, queue_url = handlers.poller.sqs, handlers.poller.queue_url
     while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages"):
         for message in messages:
