@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib import contract
 from chalicelib.settings import current
 
 logger = Logger(service="dynavera")
@@ -19,8 +20,6 @@ metrics = Metrics(namespace="Dynavera", service="dynavera")
 # The id that follows one invocation through the logs: API Gateway's request id (REST and
 # WebSocket), the SQS message id, or the scheduled event's id.
 CORRELATION_ID_PATH = "requestContext.requestId || Records[0].messageId || id"
-TRACE_HEADER = "X-Amzn-Trace-Id"
-CORRELATION_HEADER = "X-Correlation-Id"
 
 
 def count(name: str, value: int = 1) -> None:
@@ -66,9 +65,9 @@ def trace_headers() -> dict[str, str]:
     headers = {}
     correlation_id = logger.get_correlation_id()
     if correlation_id:
-        headers[CORRELATION_HEADER] = str(correlation_id)
+        headers[contract.CORRELATION_HEADER] = str(correlation_id)
     # Lambda sets the X-Ray trace header per invocation in this variable (the X-Ray SDK reads it too).
     trace = os.environ.get("_X_AMZN_TRACE_ID")
     if trace:
-        headers[TRACE_HEADER] = trace
+        headers[contract.TRACE_HEADER] = trace
     return headers

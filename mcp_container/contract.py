@@ -12,6 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+# Headers of /execute that carry the run's ids from the executor's logs and trace to the runtime's.
+TRACE_HEADER = "X-Amzn-Trace-Id"
+CORRELATION_HEADER = "X-Correlation-Id"
+
 # Error codes (DESIGN.md §3): which limit a refused input broke.
 INVALID_JSON = "invalid_json"
 VALIDATION_ERROR = "validation_error"

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +34,11 @@ class ExecuteRequest:
     query: str
     config: AskConfig
     agent_id: str | None = None
+    # The caller's trace and correlation ids, for this execution's log lines.
+    trace: str = ""
 
     @classmethod
-    def parse(cls, body: Any, default_collection: str) -> ExecuteRequest:
+    def parse(cls, body: Any, default_collection: str, headers: Mapping[str, str] | None = None) -> ExecuteRequest:
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object")
         if "query" not in body:
@@ -51,7 +53,13 @@ class ExecuteRequest:
             query=query,
             config=parse_config(body.get("config"), default_collection),
             agent_id=agent_id if isinstance(agent_id, str) else None,
+            trace=_trace(headers or {}),
         )
+
+
+def _trace(headers: Mapping[str, str]) -> str:
+    ids = {"trace": headers.get(contract.TRACE_HEADER), "correlation": headers.get(contract.CORRELATION_HEADER)}
+    return " ".join(f"{name}={value}" for name, value in ids.items() if value)
 
 
 def parse_config(raw: Any, default_collection: str) -> AskConfig:
@@ -82,6 +90,7 @@ async def run_execution(
             yield {"type": "cancelled"}
             return
         config = request.config
+        log.info("execution %s: generating %s", job.execution_id, request.trace)
         yield progress("retrieving", f"searching collection {config.collection!r}")
         started = time.perf_counter()
         passages = await asyncio.to_thread(engine.retrieve, request.query, config.collection, config.top_k)
@@ -101,10 +110,11 @@ async def run_execution(
     except (UnknownCollection, GenerationError) as error:
         yield {"type": "error", "message": str(error)}
     except Exception as error:  # the stream's last line must say what happened, not just stop
-        log.exception("execution %s failed", job.execution_id)
+        log.exception("execution %s failed %s", job.execution_id, request.trace)
         yield {"type": "error", "message": f"runtime error: {error}"}
     finally:
         scheduler.finish(job)
+        log.info("execution %s: done %s", job.execution_id, request.trace)
 
 
 def _output(answer: str, passages: list[Passage], usage: Usage, retrieval_ms: float, generation_ms: float) -> Event:

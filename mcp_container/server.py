@@ -85,7 +85,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         except ValueError:
             return error_response(400, "invalid_json", "the body is not valid JSON")
         try:
-            execute_request = ExecuteRequest.parse(body, settings.default_collection)
+            execute_request = ExecuteRequest.parse(body, settings.default_collection, request.headers)
         except InvalidRequest as error:
             return error_response(400, error.code, str(error))
         try:
