@@ -10,6 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from chalice.app import Request
 
 from chalicelib import contract
 from chalicelib.settings import current
@@ -43,10 +44,10 @@ def _tracer() -> Any:
 def boundary(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """Chalice middleware for every handler (REST, WebSocket, SQS, schedule): the invocation's
     context and correlation id on every log line, a trace segment when tracing, metrics flushed."""
-    raw, context = (event.to_original_event(), event.lambda_context) if hasattr(event, "to_original_event") else (
-        event.to_dict(),
-        event.context,
-    )
+    if isinstance(event, Request):
+        raw, context = event.to_original_event(), event.lambda_context
+    else:
+        raw, context = event.to_dict(), event.context
 
     def handler(_: Any, __: Any) -> Any:
         return get_response(event)
