@@ -35,7 +35,15 @@ def test_the_image_is_healthchecked_non_root_and_prepares_the_model_at_build_tim
     assert "HEALTHCHECK" in text and "/health" in text
     assert "\nUSER " in text
     assert "mcp_container.setup_model" in text
-    assert "torch==2.13.0" in text or "requirements.txt" in text
+
+
+def test_the_image_installs_the_runtimes_pinned_requirements() -> None:
+    run = " ".join(" ".join(words) for words in instructions() if words[0].upper() == "RUN")
+    pins = (CONTEXT / "requirements.txt").read_text().splitlines()
+    torch = next(line for line in pins if line.startswith("torch=="))
+    assert torch in run  # the CPU build first, at the version the requirements pin
+    assert "-r mcp_container/requirements.txt" in run
+    assert "--no-deps -r mcp_container/requirements-model.txt" in run
 
 
 def test_every_runtime_module_is_copied_into_the_image() -> None:
