@@ -18,7 +18,7 @@ from chalicelib.settings import Settings, bind
 from local import endpoint
 from local.lambda_runtime import LambdaContext
 from local.poller import Poller, scheduled_event
-from local.stack import ROOT, Stack
+from local.stack import Stack
 from tests.fixtures.aws_calls import Recorder
 from tests.fixtures.scripted import Connections, ScriptedRuntime
 
@@ -121,7 +121,7 @@ class Handlers:
 
 
 @pytest.fixture(scope="session")
-def handlers(aws_endpoint: str) -> Iterator[Handlers]:
+def handlers(aws_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Handlers]:
     import app as app_module
 
     runtime, connections, recorder = ScriptedRuntime(), Connections(), Recorder()
@@ -132,7 +132,9 @@ def handlers(aws_endpoint: str) -> Iterator[Handlers]:
     stack.start_aws()
     settings = stack.settings
     bind(settings)
-    client = Client(app_module.app, stage_name="dev", project_dir=str(ROOT))
+    # A project without .chalice/: the client then adds no stage variables to os.environ while it
+    # invokes (it swaps os.environ for a copy, which concurrent invocations could leave behind).
+    client = Client(app_module.app, project_dir=str(tmp_path_factory.mktemp("chalice-project")))
 
     sqs = endpoint.client("sqs", aws_endpoint)
     poller = Poller(None, settings.runs_queue_name, 1, "dynavera-run_executions", sqs=sqs)

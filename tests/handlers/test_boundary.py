@@ -12,8 +12,9 @@ import uuid
 import pytest
 
 from chalicelib.telemetry import logger
+from local.stack import ROOT
 from mcp_container.execution import ExecuteRequest
-from tests.handlers.conftest import ROOT, Handlers
+from tests.handlers.conftest import Handlers
 
 
 def test_websocket_handlers_log_under_api_gateways_request_id(h: Handlers) -> None:
