@@ -6,30 +6,37 @@ import json
 from typing import Any
 
 from chalice import Chalice, Rate, Response
-from chalice.app import Request, SQSEvent, WebsocketEvent
+from chalice.app import Request, SQSEvent, WebsocketAPI, WebsocketEvent
 
-from chalicelib import agents, auth, capacity, executor, runs, validation, websocket
+from chalicelib import agents, auth, capacity, executor, runs, telemetry, validation, websocket
 from chalicelib.errors import DynaveraError, error_body, error_response, normalise_response
-from chalicelib.settings import settings
-from chalicelib.telemetry import flush, logger
+from chalicelib.settings import Settings, bind
+
+settings = Settings.from_env()
+bind(settings)
 
 app = Chalice(app_name="dynavera")
 # Chalice 1.34 still ships WebSocket support behind this flag; without it `chalice package` refuses.
 app.experimental_feature_flags.update(["WEBSOCKETS"])
+# Chalice derives an @connections client per event from the region; ours comes from settings.
+app.websocket_api = WebsocketAPI(env={"AWS_REGION": settings.region})
+# Every handler's edge, REST, WebSocket, SQS and schedule alike: log context, tracing, metrics.
+app.register_middleware(telemetry.boundary, "all")
+# Routes that answer without an API key.
+PUBLIC_PATHS = {"/health", "/openapi.json"}
 
 
 @app.middleware("http")
 def http_boundary(request: Request, get_response: Any) -> Response:
-    """Correlation id on every log line, the API key checked, errors in the contract's shape."""
-    logger.set_correlation_id(request.context.get("requestId"))
+    """The API key checked, errors in the contract's shape."""
     try:
-        if request.path != "/health":
+        if request.path not in PUBLIC_PATHS:
             request.context["user_id"] = auth.user_for_header(request.headers.get("authorization"))
+        route = f"{request.method} {request.context.get('resourcePath', '')}"
+        validation.only_known_parameters(route, request.query_params)
         response = get_response(request)
     except DynaveraError as err:
         response = error_response(err)
-    finally:
-        flush()
     return normalise_response(response)
 
 
@@ -48,6 +55,14 @@ def _params() -> dict[str, str]:
 @app.route("/health")
 def health() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@app.route("/openapi.json")
+def openapi_document() -> dict[str, Any]:
+    """The REST contract as OpenAPI 3.1, built from the constants validation enforces."""
+    from chalicelib import openapi
+
+    return openapi.document()
 
 
 @app.route("/agents", methods=["GET"])
@@ -113,9 +128,7 @@ def stop_execution(execution_id: str) -> Response:
 @app.on_ws_connect()
 def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
     """Chalice has no WebSocket authorizer: $connect checks ?token= and refuses with 401."""
-    raw = event.to_dict()
-    logger.set_correlation_id(raw["requestContext"].get("requestId"))
-    token = (raw.get("queryStringParameters") or {}).get("token")
+    token = (event.to_dict().get("queryStringParameters") or {}).get("token")
     try:
         websocket.connect(event.connection_id, token, event.domain_name, event.stage)
     except DynaveraError as err:
@@ -125,11 +138,7 @@ def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
 
 @app.on_ws_message()
 def ws_message(event: WebsocketEvent) -> None:
-    logger.set_correlation_id(event.to_dict()["requestContext"].get("requestId"))
-    try:
-        websocket.handle_frame(event.connection_id, event.body)
-    finally:
-        flush()
+    websocket.handle_frame(event.connection_id, event.body)
 
 
 @app.on_ws_disconnect()

@@ -229,8 +229,10 @@ def main() -> int:
         report["runtime healthy after start (s)"] = round(time.monotonic() - started, 2)
         stack.start_gateway()
 
-        os.environ.update(endpoint.aws_environment(aws_tap.url, stack.stage))
         from chalicelib.auth import create_api_key
+        from chalicelib.settings import bind
+
+        bind(stack.settings)
 
         key = create_api_key("bench")
         api = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"})
@@ -238,10 +240,8 @@ def main() -> int:
         if not args.load_only:
             report.update(bench_rest(api, agent_id))
         # The poller starts after the REST figures, and the runs they queued are dropped unrun.
-        import boto3
-
-        sqs = boto3.client("sqs")
-        sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=f"dynavera-{stack.stage}-runs")["QueueUrl"])
+        sqs = endpoint.client("sqs", aws_tap.url)
+        sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=stack.settings.runs_queue_name)["QueueUrl"])
         stack.start_poller()
 
         from mcp_container.config import Settings

@@ -1,4 +1,5 @@
-"""AWS clients, created once per container and reused across invocations (the Lambda idiom)."""
+"""AWS clients, created once per container and reused across invocations (the Lambda idiom),
+for the settings bound last (chalicelib.settings.bind calls `reset`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import botocore.session
 from botocore.config import Config
 from pynamodb.connection import Connection
 
-from chalicelib.settings import settings
+from chalicelib.settings import current
 
 
 @cache
@@ -21,25 +22,46 @@ def _session() -> botocore.session.Session:
 @cache
 def dynamodb() -> Connection:
     """PynamoDB's low-level connection, for the transactions that span tables."""
-    return Connection(region=settings.region)
+    settings = current()
+    key, secret = settings.local_credentials or (None, None)
+    return Connection(
+        region=settings.region, host=settings.aws_endpoint_url, aws_access_key_id=key, aws_secret_access_key=secret
+    )
 
 
 @cache
 def sqs() -> Any:
-    return _session().create_client("sqs", region_name=settings.region)
+    settings = current()
+    key, secret = settings.local_credentials or (None, None)
+    return _session().create_client(
+        "sqs",
+        region_name=settings.region,
+        endpoint_url=settings.aws_endpoint_url,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+    )
 
 
 @cache
 def runs_queue_url() -> str:
-    return sqs().get_queue_url(QueueName=settings.runs_queue_name)["QueueUrl"]
+    return sqs().get_queue_url(QueueName=current().runs_queue_name)["QueueUrl"]
 
 
 @cache
 def connections_api(endpoint: str) -> Any:
     """The API Gateway management client that posts frames to one WebSocket API's connections."""
+    key, secret = current().local_credentials or (None, None)
     return _session().create_client(
         "apigatewaymanagementapi",
         endpoint_url=endpoint,
-        region_name=settings.region,
+        region_name=current().region,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
         config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2}),
     )
+
+
+def reset() -> None:
+    """Forget the clients, so the next ones follow the settings just bound."""
+    for cached in (_session, dynamodb, sqs, runs_queue_url, connections_api):
+        cached.cache_clear()

@@ -90,7 +90,10 @@ _CHALICE_CODES = {
 
 
 def normalise_response(response: Response) -> Response:
-    """Give Chalice's own error bodies ({"Code", "Message"}) the contract's shape."""
+    """Give Chalice's own error bodies ({"Code", "Message"}) the contract's shape, and every
+    JSON body its Content-Type (Chalice sends none for a view's dict)."""
+    if response.body not in ("", None) and not any(k.lower() == "content-type" for k in response.headers):
+        response.headers["Content-Type"] = "application/json"
     body = response.body
     if isinstance(body, str) and response.status_code >= 400:
         try:

@@ -29,8 +29,8 @@ from chalicelib.events import append_event
 from chalicelib.fanout import Broadcast
 from chalicelib.models import Execution
 from chalicelib.runs import end, transition
-from chalicelib.settings import settings
-from chalicelib.telemetry import count, flush, logger
+from chalicelib.settings import current
+from chalicelib.telemetry import count, logger
 
 
 class RunDeferred(Exception):
@@ -96,11 +96,11 @@ class Run:
             self.broadcast.refresh()
         self.broadcast.publish(event)
 
-    def finish(self, status: str, content: dict[str, Any], *actions: Any) -> None:
-        end(self.execution, status, content, *actions, broadcast=self.broadcast)
+    def finish(self, status: str, detail: Any) -> None:
+        end(self.execution, status, detail, broadcast=self.broadcast)
 
     def fail(self, message: str) -> None:
-        self.finish("failed", {"message": message}, Execution.error_message.set(message))
+        self.finish("failed", message)
 
     def execute(self) -> None:
         """Run it; RuntimeBusy (the run still pending) when the runtime could not take it."""
@@ -113,7 +113,9 @@ class Run:
                     raise runtime_client.RuntimeBusy("The runtime dropped the run before it began.") from err
                 if not transition(self.execution, "running"):
                     # Leaving the block closes the stream, which frees the runtime's job.
-                    logger.info("another delivery claimed the run, or it was stopped", extra={"status": self.execution.status})
+                    logger.info(
+                        "another delivery claimed the run, or it was stopped", extra={"status": self.execution.status}
+                    )
                     return
                 count("ExecutionsStarted")
                 self._follow(stream, itertools.chain([first], events))
@@ -131,7 +133,7 @@ class Run:
             self._consume(events)
         except runtime_client.RuntimeFailure as err:
             if self.stopping:
-                self.finish("stopped", {"reason": "stop requested"})
+                self.finish("stopped", "stop requested")
             else:
                 self.fail(str(err))
         except Conflict:
@@ -170,13 +172,13 @@ class Run:
                 self.emit("progress", {"stage": item.get("stage"), "message": item.get("message")})
             elif kind == "result":
                 output = item.get("output", {})
-                self.finish("completed", output, Execution.output_data.set(output))
+                self.finish("completed", output)
                 return
             elif kind == "error":
                 self.fail(str(item.get("message", "The runtime reported an error.")))
                 return
             elif kind == "cancelled":
-                self.finish("stopped", {"reason": "stop requested"})
+                self.finish("stopped", "stop requested")
                 return
         raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
 
@@ -212,10 +214,7 @@ def process_batch(event: dict[str, Any]) -> dict[str, Any]:
     """Powertools' partial batch response; when every record fails it raises, so SQS retries."""
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
-    try:
-        return process_partial_response(event=event, record_handler=handle_record, processor=_batch_processor())
-    finally:
-        flush()
+    return process_partial_response(event=event, record_handler=handle_record, processor=_batch_processor())
 
 
 def handle_record(record: Any) -> None:
@@ -223,7 +222,6 @@ def handle_record(record: Any) -> None:
     message = json.loads(record.body)
     receives = int(record.attributes.approximate_receive_count or 1)
     execution_id = message["execution_id"]
-    logger.set_correlation_id(record.message_id)
     logger.thread_safe_append_keys(execution_id=execution_id)
     try:
         run_execution(execution_id, receives, record.receipt_handle)
@@ -243,11 +241,11 @@ def run_execution(execution_id: str, receives: int, receipt_handle: str) -> None
     try:
         Run(execution).execute()
     except runtime_client.RuntimeBusy as err:
-        if receives >= settings.run_attempts:
+        if receives >= current().run_attempts:
             message = f"{err} The run was tried {receives} times and could not start; try again later."
-            end(execution, "failed", {"message": message}, Execution.error_message.set(message))
+            end(execution, "failed", message)
             return
-        delay = retry_delay(receives, settings.retry_base_seconds)
+        delay = retry_delay(receives, current().retry_base_seconds)
         logger.info("the runtime cannot take the run now; it waits", extra={"reason": str(err), "retry_in": delay})
         count("RunsDeferred")
         aws.sqs().change_message_visibility(
@@ -267,6 +265,7 @@ def retry_delay(receives: int, base: int) -> int:
 def sweep_stuck_executions() -> int:
     """Fail executions left pending (their message dead-lettered) or running (their executor
     lost) past their deadline."""
+    settings = current()
     swept = 0
     for status, deadline, started in (
         ("pending", settings.pending_deadline_seconds, "created_at"),
@@ -278,5 +277,5 @@ def sweep_stuck_executions() -> int:
             if execution.status != status or (getattr(execution, started) or "") >= cutoff:
                 continue
             message = f"The run was still {status} after {deadline} s, past its deadline; it was stopped as failed."
-            swept += end(execution, "failed", {"message": message}, Execution.error_message.set(message))
+            swept += end(execution, "failed", message)
     return swept

@@ -1,12 +1,12 @@
 """PynamoDB models for every table of infra/data.yaml.
 
-Table names come from Settings; the endpoint comes from botocore's own AWS_ENDPOINT_URL
-handling, so nothing here knows whether it talks to AWS, LocalStack or moto.
+Table names, region and endpoint come from Settings through `bind_tables`, called by
+chalicelib.settings.bind; nothing here knows whether it talks to AWS, LocalStack or moto.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -18,18 +18,24 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from chalicelib.settings import settings
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
 
 
 class _Meta:
-    region = settings.region
+    # Filled in by bind_tables: a model used before chalicelib.settings.bind has no table.
+    table_name: str | None = None
+    region: str | None = None
+    host: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
 
 
 class ApiKey(Model):
     """An API key, by the sha256 of the key; the key itself is never stored."""
 
     class Meta(_Meta):
-        table_name = settings.api_keys_table
+        pass
 
     key_hash = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
@@ -49,7 +55,7 @@ class Agent(Model):
     """An agent: agent_id; listed per owner through owner-index (user_id, created_at)."""
 
     class Meta(_Meta):
-        table_name = settings.agents_table
+        pass
 
     agent_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
@@ -97,7 +103,7 @@ class Execution(Model):
     """An execution: execution_id; listed per agent, newest first, through agent-index."""
 
     class Meta(_Meta):
-        table_name = settings.executions_table
+        pass
 
     execution_id = UnicodeAttribute(hash_key=True)
     agent_id = UnicodeAttribute()
@@ -132,7 +138,7 @@ class Event(Model):
     """One event of an execution: (execution_id, seq), seq 1, 2, 3 … with no gaps."""
 
     class Meta(_Meta):
-        table_name = settings.events_table
+        pass
 
     execution_id = UnicodeAttribute(hash_key=True)
     seq = NumberAttribute(range_key=True)
@@ -153,7 +159,7 @@ class Connection(Model):
     """A live WebSocket connection: connection_id → its user and management endpoint."""
 
     class Meta(_Meta):
-        table_name = settings.connections_table
+        pass
 
     connection_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
@@ -179,7 +185,7 @@ class Subscription(Model):
     """
 
     class Meta(_Meta):
-        table_name = settings.subscriptions_table
+        pass
 
     execution_id = UnicodeAttribute(hash_key=True)
     connection_id = UnicodeAttribute(range_key=True)
@@ -194,9 +200,31 @@ class IdempotencyRecord(Model):
     """An Idempotency-Key seen from a user: "user_id#key" → the execution it started."""
 
     class Meta(_Meta):
-        table_name = settings.idempotency_table
+        pass
 
     idempotency_id = UnicodeAttribute(hash_key=True)
     execution_id = UnicodeAttribute()
     agent_id = UnicodeAttribute()
     expires_at = TTLAttribute()
+
+
+# Each model's table, by the Settings field that names it.
+TABLES: dict[type[Model], str] = {
+    ApiKey: "api_keys_table",
+    Agent: "agents_table",
+    Execution: "executions_table",
+    Event: "events_table",
+    Connection: "connections_table",
+    Subscription: "subscriptions_table",
+    IdempotencyRecord: "idempotency_table",
+}
+
+
+def bind_tables(settings: Settings) -> None:
+    """Point every model at its table of this stage. PynamoDB builds a model's connection anew
+    when its table name changes, so binding another stage takes effect at the next call."""
+    for model, field in TABLES.items():
+        model.Meta.table_name = getattr(settings, field)
+        model.Meta.region = settings.region
+        model.Meta.host = settings.aws_endpoint_url
+        model.Meta.aws_access_key_id, model.Meta.aws_secret_access_key = settings.local_credentials or (None, None)

@@ -7,6 +7,7 @@ a stop racing a completion, or two writers can never move an execution twice.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,13 @@ TRANSITIONS: dict[str, set[str]] = {
 TERMINAL = {"completed", "failed", "stopped"}
 # The event that ends a run, by the status it ends in.
 TERMINAL_EVENTS = {"completed": "completed", "failed": "error", "stopped": "stopped"}
+# What a run's end records, by its status: the terminal event's content and the execution's
+# fields, from the one particular the caller gives (the output, the error message, the reason).
+OUTCOMES: dict[str, Callable[[Any], tuple[dict[str, Any], list[Any]]]] = {
+    "completed": lambda output: (output, [Execution.output_data.set(output)]),
+    "failed": lambda message: ({"message": message}, [Execution.error_message.set(message)]),
+    "stopped": lambda reason: ({"reason": reason}, []),
+}
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
 
@@ -137,8 +145,10 @@ def events_page(
 ) -> tuple[list[Event], int | None]:
     execution = get(user_id, execution_id)
     params = params or {}
-    after = validation.int_param(params.get("after"), "after", 0, 0, 10**9)
-    limit = validation.int_param(params.get("limit"), "limit", 100, 1, 1000)
+    after = validation.int_param(params.get("after"), "after", 0, 0, validation.MAX_AFTER)
+    limit = validation.int_param(
+        params.get("limit"), "limit", validation.DEFAULT_EVENTS_PAGE, 1, validation.MAX_EVENTS_PAGE
+    )
     return list_events(execution.execution_id, after, limit)
 
 
@@ -147,7 +157,7 @@ def stop(user_id: str, execution_id: str) -> Execution:
     flagged, and the executor watching the flag cancels its generation."""
     execution = get(user_id, execution_id)
     if execution.status == "pending" and end(
-        execution, "stopped", {"reason": "stopped before it ran"}, Execution.stop_requested.set(True)
+        execution, "stopped", "stopped before it ran", Execution.stop_requested.set(True)
     ):
         return execution
     if execution.status == "running":
@@ -166,8 +176,9 @@ def stop(user_id: str, execution_id: str) -> Execution:
     raise Conflict(f"Execution {execution.execution_id} has already {execution.status}.")
 
 
-def end(execution: Execution, status: str, content: dict[str, Any], *actions: Any, broadcast: Broadcast | None = None) -> bool:
-    """Finish a run with exactly one terminal status and its event, sent to every subscriber.
+def end(execution: Execution, status: str, detail: Any, *actions: Any, broadcast: Broadcast | None = None) -> bool:
+    """Finish a run with exactly one terminal status and its event, sent to every subscriber;
+    `detail` is the output, the error message or the stop reason (see OUTCOMES).
 
     The conditional status change decides who may write the event. After it no subscription
     can be added (see fanout), so one refresh of the broadcast reaches every subscriber there
@@ -175,7 +186,8 @@ def end(execution: Execution, status: str, content: dict[str, Any], *actions: An
     running, its lost executor may have sent those events, so only the terminal one is sent.
     """
     was_running = execution.status == "running"
-    if not transition(execution, status, *actions):
+    content, recorded = OUTCOMES[status](detail)
+    if not transition(execution, status, *recorded, *actions):
         return False
     broadcast = broadcast or Broadcast.from_log(execution.execution_id, resume=was_running)
     for _ in range(5):

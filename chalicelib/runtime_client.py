@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.settings import settings
-from chalicelib.telemetry import logger
+from chalicelib.settings import current
+from chalicelib.telemetry import logger, trace_headers
 
 if TYPE_CHECKING:
     import httpx
@@ -39,8 +39,14 @@ def _client() -> httpx.Client:
     import httpx
 
     # Reads may pause for as long as the model takes between tokens; connects must be quick.
+    settings = current()
     headers = {"Authorization": f"Bearer {settings.runtime_secret}"} if settings.runtime_secret else {}
     return httpx.Client(base_url=settings.mcp_agent_url, headers=headers, timeout=httpx.Timeout(60.0, connect=2.0))
+
+
+def reset() -> None:
+    """Forget the client, so the next one follows the settings just bound."""
+    _client.cache_clear()
 
 
 class RunStream:
@@ -81,10 +87,12 @@ def open_run(payload: dict[str, Any]) -> Iterator[RunStream]:
     import httpx
 
     try:
-        with _client().stream("POST", "/execute", json=payload) as response:
+        with _client().stream("POST", "/execute", json=payload, headers=trace_headers()) as response:
             if response.status_code != 200:
                 response.read()
-                logger.warning("the runtime refused the run", extra={"status": response.status_code, "body": response.text[:500]})
+                logger.warning(
+                    "the runtime refused the run", extra={"status": response.status_code, "body": response.text[:500]}
+                )
                 if response.status_code in BUSY_STATUSES:
                     raise RuntimeBusy(f"The runtime was {BUSY_STATUSES[response.status_code]}.")
                 raise RuntimeFailure(f"The runtime refused the run (HTTP {response.status_code}).")

@@ -1,8 +1,8 @@
-"""Settings for the Lambda code, read once from the environment.
+"""Settings for the Lambda code: built once from the environment, then bound to the models and
+clients by one call, `bind(settings)`, from app.py (or from the local stack, the bench, a test).
 
-Nothing else in chalicelib reads os.environ: table and queue names, the runtime URL and the
-WebSocket management endpoint all arrive here. AWS endpoints (LocalStack, the embedded moto
-server) are picked up by botocore itself from AWS_ENDPOINT_URL.
+Nothing else in chalicelib reads os.environ: table and queue names, the AWS endpoint, the
+runtime URL and the WebSocket management endpoint all arrive here.
 """
 
 from __future__ import annotations
@@ -14,10 +14,18 @@ from dataclasses import dataclass
 from chalicelib import capacity
 
 
+class ConfigError(ValueError):
+    """A setting in the environment cannot be used; the message names the variable."""
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
     region: str
+    # None in AWS: botocore's own endpoints and the function's role. Locally the moto server or
+    # LocalStack, and the credentials it takes (any, by default "test").
+    aws_endpoint_url: str | None
+    local_credentials: tuple[str, str] | None
     agents_table: str
     executions_table: str
     events_table: str
@@ -33,17 +41,23 @@ class Settings:
     pending_deadline_seconds: int
     run_attempts: int
     retry_base_seconds: int
+    # X-Ray through Powertools' Tracer: on only inside Lambda with tracing active.
+    tracing: bool
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
         stage = env.get("DYNAVERA_STAGE", "dev")
+        endpoint_url = env.get("AWS_ENDPOINT_URL") or None
 
         def name(var: str, suffix: str) -> str:
-            return env.get(var, f"dynavera-{stage}-{suffix}")
+            return env.get(var) or f"dynavera-{stage}-{suffix}"
 
         return cls(
             stage=stage,
-            region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            aws_endpoint_url=endpoint_url,
+            local_credentials=_local_credentials(env) if endpoint_url else None,
             agents_table=name("AGENTS_TABLE", "agents"),
             executions_table=name("EXECUTIONS_TABLE", "executions"),
             events_table=name("EVENTS_TABLE", "events"),
@@ -52,14 +66,52 @@ class Settings:
             api_keys_table=name("API_KEYS_TABLE", "api-keys"),
             idempotency_table=name("IDEMPOTENCY_TABLE", "idempotency"),
             runs_queue_name=name("RUNS_QUEUE_NAME", "runs"),
-            mcp_agent_url=env.get("MCP_AGENT_URL", "http://127.0.0.1:8001").rstrip("/"),
+            mcp_agent_url=(env.get("MCP_AGENT_URL") or "http://127.0.0.1:8001").rstrip("/"),
             runtime_secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
             websocket_endpoint=env.get("WEBSOCKET_ENDPOINT") or None,
-            execution_deadline_seconds=int(env.get("EXECUTION_DEADLINE_SECONDS", capacity.RUNNING_DEADLINE_SECONDS)),
-            pending_deadline_seconds=int(env.get("PENDING_DEADLINE_SECONDS", capacity.PENDING_DEADLINE_SECONDS)),
-            run_attempts=int(env.get("RUN_ATTEMPTS", capacity.RUN_ATTEMPTS)),
-            retry_base_seconds=int(env.get("RETRY_BASE_SECONDS", capacity.RETRY_BASE_SECONDS)),
+            execution_deadline_seconds=_positive(env, "EXECUTION_DEADLINE_SECONDS", capacity.RUNNING_DEADLINE_SECONDS),
+            pending_deadline_seconds=_positive(env, "PENDING_DEADLINE_SECONDS", capacity.PENDING_DEADLINE_SECONDS),
+            run_attempts=_positive(env, "RUN_ATTEMPTS", capacity.RUN_ATTEMPTS),
+            retry_base_seconds=_positive(env, "RETRY_BASE_SECONDS", capacity.RETRY_BASE_SECONDS),
+            tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
+            and env.get("POWERTOOLS_TRACE_DISABLED", "false").lower() not in ("1", "true"),
         )
 
 
-settings = Settings.from_env()
+def _local_credentials(env: Mapping[str, str]) -> tuple[str, str]:
+    # A local endpoint takes any credentials; in AWS the function's role signs every call.
+    return env.get("AWS_ACCESS_KEY_ID") or "test", env.get("AWS_SECRET_ACCESS_KEY") or "test"
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+_bound: Settings | None = None
+
+
+def bind(settings: Settings) -> None:
+    """Point the models' tables and the cached clients at these settings. Called once per
+    process (app.py at import); the local stack and the tests call it with their own."""
+    global _bound
+    from chalicelib import aws, models, runtime_client
+
+    _bound = settings
+    models.bind_tables(settings)
+    aws.reset()
+    runtime_client.reset()
+
+
+def current() -> Settings:
+    if _bound is None:
+        raise RuntimeError("chalicelib is not configured: call chalicelib.settings.bind(Settings.from_env()) first.")
+    return _bound

@@ -5,29 +5,41 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from chalicelib import contract
 from chalicelib.errors import Invalid, InvalidJson, TooLarge
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_INPUT_BYTES = 32 * 1024
-MAX_QUERY_CHARS = 4000
+MAX_JSON_DEPTH = 32
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 1000
-MAX_SYSTEM_PROMPT_CHARS = 4000
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
-_COLLECTION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$")
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+DEFAULT_EVENTS_PAGE = 100
+MAX_EVENTS_PAGE = 1000
+MAX_AFTER = 10**9
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
-AGENT_CONFIG_DEFAULTS: dict[str, Any] = {
-    "system_prompt": "You are a helpful assistant. Answer from the passages given, and cite them.",
-    "collection": "fnirs",
-    "top_k": 4,
-    "max_tokens": 256,
-    "temperature": 0.2,
+AGENT_CONFIG_DEFAULTS: dict[str, Any] = contract.default_config()
+# The query parameters each route takes (method and resource path); any other is refused.
+QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "GET /agents": ("limit", "next_token"),
+    "GET /agents/{agent_id}/executions": ("limit", "next_token"),
+    "GET /executions/{execution_id}/events": ("after", "limit"),
 }
+
+
+@contextmanager
+def _contract() -> Iterator[None]:
+    """The shared contract's refusals as this API's errors, with the contract's code."""
+    try:
+        yield
+    except contract.ContractError as err:
+        raise Invalid(str(err), err.code) from err
 
 
 def json_object(raw: bytes | str | None) -> dict[str, Any]:
@@ -39,12 +51,32 @@ def json_object(raw: bytes | str | None) -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise TooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
     try:
-        value = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
+        value = json.loads(raw, parse_constant=_no_constant)
+        # Strict JSON: a lone surrogate (valid as a JSON escape) is not text any store can hold.
+        json.dumps(value, ensure_ascii=False).encode()
+    except (ValueError, UnicodeError) as err:
         raise InvalidJson(f"The request body is not valid JSON: {err}.") from err
+    except RecursionError as err:
+        raise TooLarge(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.") from err
     if not isinstance(value, dict):
         raise InvalidJson("The request body must be a JSON object.")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise TooLarge(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _only(body: Mapping[str, Any], allowed: set[str], what: str) -> None:
@@ -63,40 +95,9 @@ def _text(value: Any, field: str, max_chars: int, min_chars: int = 0) -> str:
     return value
 
 
-def _number(value: Any, field: str, low: float, high: float, integer: bool) -> Any:
-    kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
-        kind = "an integer" if integer else "a number"
-        raise Invalid(f"'{field}' must be {kind} from {low:g} to {high:g}.")
-    return value
-
-
 def agent_config(value: Any, base: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise Invalid("'config' must be an object.")
-    _only(value, set(AGENT_CONFIG_DEFAULTS), "config")
-    config = dict(base)
-    if "system_prompt" in value:
-        config["system_prompt"] = _text(
-            value["system_prompt"], "config.system_prompt", MAX_SYSTEM_PROMPT_CHARS
-        )
-    if "collection" in value:
-        collection = value["collection"]
-        if not isinstance(collection, str) or not _COLLECTION.match(collection):
-            raise Invalid(
-                "'config.collection' must be 3-63 letters, digits, '.', '_' or '-', "
-                "starting and ending with a letter or digit."
-            )
-        config["collection"] = collection
-    if "top_k" in value:
-        config["top_k"] = _number(value["top_k"], "config.top_k", 1, 20, integer=True)
-    if "max_tokens" in value:
-        config["max_tokens"] = _number(value["max_tokens"], "config.max_tokens", 1, 2048, True)
-    if "temperature" in value:
-        config["temperature"] = _number(
-            value["temperature"], "config.temperature", 0, 2, integer=False
-        )
-    return config
+    with _contract():
+        return contract.check_config(value, base)
 
 
 def agent_fields(body: Mapping[str, Any], current_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,12 +120,19 @@ def input_data(body: Mapping[str, Any]) -> dict[str, Any]:
     data = body["input_data"]
     if not isinstance(data, dict):
         raise Invalid("'input_data' must be an object.")
-    if len(json.dumps(data, separators=(",", ":")).encode()) > MAX_INPUT_BYTES:
-        raise TooLarge(f"'input_data' is over {MAX_INPUT_BYTES // 1024} KiB encoded.")
+    if len(json.dumps(data, separators=(",", ":")).encode()) > contract.MAX_INPUT_BYTES:
+        raise TooLarge(f"'input_data' is over {contract.MAX_INPUT_BYTES // 1024} KiB encoded.")
     if "query" not in data:
         raise Invalid("'input_data.query' is required.")
-    _text(data["query"], "input_data.query", MAX_QUERY_CHARS, min_chars=1)
+    with _contract():
+        contract.check_query(data["query"])
     return data
+
+
+def only_known_parameters(route: str, params: Mapping[str, str] | None) -> None:
+    unknown = sorted(set(params or {}) - set(QUERY_PARAMETERS.get(route, ())))
+    if unknown:
+        raise Invalid(f"Unknown query parameter(s): {', '.join(map(repr, unknown))}.")
 
 
 def uuid_param(value: Any, what: str) -> str:

@@ -17,7 +17,7 @@ from chalicelib.clock import now, now_iso
 from chalicelib.errors import DynaveraError, Invalid, error_frame
 from chalicelib.fanout import forget_connection, post_to_connection
 from chalicelib.models import Connection, Execution, Subscription
-from chalicelib.settings import settings
+from chalicelib.settings import current
 from chalicelib.telemetry import logger
 
 # API Gateway closes a connection after 2 hours; rows outlive it a little, then expire.
@@ -26,7 +26,7 @@ MAX_FRAME_BYTES = 32 * 1024
 
 
 def management_endpoint(domain_name: str, stage: str) -> str:
-    return settings.websocket_endpoint or f"https://{domain_name}/{stage}"
+    return current().websocket_endpoint or f"https://{domain_name}/{stage}"
 
 
 def connect(connection_id: str, token: str | None, domain_name: str, stage: str) -> str:
@@ -69,7 +69,9 @@ def handle_frame(connection_id: str, body: str | None) -> None:
     except Exception:  # noqa: BLE001 - logged with its traceback just below
         # The boundary of a frame: the client hears that it failed, the connection stays open.
         logger.exception("frame failed", extra={"connection_id": connection_id})
-        post_to_connection(connection.endpoint, connection_id, error_frame(DynaveraError("An internal error occurred."), request_id))
+        post_to_connection(
+            connection.endpoint, connection_id, error_frame(DynaveraError("An internal error occurred."), request_id)
+        )
 
 
 def _parse(body: str | None) -> dict[str, Any]:

@@ -44,7 +44,10 @@ def keys_create(args: argparse.Namespace) -> int:
     from cli import key_store
 
     where = key_store.target(args.stage, args.local, args.region)
-    from chalicelib.auth import create_api_key  # reads the settings target() arranged
+    from chalicelib.auth import create_api_key
+    from chalicelib.settings import Settings, bind
+
+    bind(Settings.from_env())  # the environment target() arranged
 
     try:
         key = create_api_key(args.user)

@@ -12,7 +12,12 @@ import boto3
 from deploy import rollout
 from deploy.plan import ROOT, DeployError, Plan
 
-RUNTIME_OPTIONS = {"runtime_size": "RuntimeSize", "min_tasks": "MinTasks", "max_tasks": "MaxTasks", "alarm_topic_arn": "AlarmTopicArn"}
+RUNTIME_OPTIONS = {
+    "runtime_size": "RuntimeSize",
+    "min_tasks": "MinTasks",
+    "max_tasks": "MaxTasks",
+    "alarm_topic_arn": "AlarmTopicArn",
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -22,11 +27,17 @@ def parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=text)
         command.add_argument("--stage", required=True, help="a stage of .chalice/config.json (dev, prod)")
         command.add_argument("--region", help="default: AWS_REGION, then your AWS profile's region")
-        command.add_argument("--dry-run", action="store_true", help="print every command and write the templates; call no AWS API")
+        command.add_argument(
+            "--dry-run", action="store_true", help="print every command and write the templates; call no AWS API"
+        )
         if name == "up":
             command.add_argument("--vpc-id", required=True, help="the VPC of the runtime and the executor")
-            command.add_argument("--subnets", required=True, help="two or more private subnet ids (with a NAT gateway), comma-separated")
-            command.add_argument("--runtime-size", help="Fargate CPU and memory per task, e.g. 2vCPU-4GB (infra/runtime.yaml)")
+            command.add_argument(
+                "--subnets", required=True, help="two or more private subnet ids (with a NAT gateway), comma-separated"
+            )
+            command.add_argument(
+                "--runtime-size", help="Fargate CPU and memory per task, e.g. 2vCPU-4GB (infra/runtime.yaml)"
+            )
             command.add_argument("--min-tasks")
             command.add_argument("--max-tasks")
             command.add_argument("--alarm-topic-arn", help="SNS topic the alarms notify")
@@ -52,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(stage=args.stage, region=region, dry_run=args.dry_run)
         if args.command == "up":
             subnets = [s.strip() for s in args.subnets.split(",") if s.strip()]
-            extra = {param: str(getattr(args, option)) for option, param in RUNTIME_OPTIONS.items() if getattr(args, option)}
+            extra = {
+                param: str(getattr(args, option)) for option, param in RUNTIME_OPTIONS.items() if getattr(args, option)
+            }
             rollout.up(plan, args.vpc_id, subnets, extra)
         else:
             rollout.down(plan)

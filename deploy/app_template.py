@@ -26,15 +26,29 @@ from deploy.plan import ROOT, Outputs, Plan, deploy_stack
 RUNTIME_OUTPUTS = ("RuntimeUrl", "RuntimeSecretArn", "LambdaSubnetIds", "LambdaSecurityGroupId")
 PARAMETERS = {
     "RuntimeUrl": {"Type": "String", "Description": "MCP_AGENT_URL of the executor: the runtime stack's internal ALB."},
-    "RuntimeSecretArn": {"Type": "String", "Description": "The runtime's bearer secret in Secrets Manager (runtime stack)."},
+    "RuntimeSecretArn": {
+        "Type": "String",
+        "Description": "The runtime's bearer secret in Secrets Manager (runtime stack).",
+    },
     "LambdaSubnetIds": {"Type": "List<AWS::EC2::Subnet::Id>", "Description": "The executor's subnets (runtime stack)."},
-    "LambdaSecurityGroupId": {"Type": "AWS::EC2::SecurityGroup::Id", "Description": "The executor's security group (runtime stack)."},
-    "ConsoleOrigin": {"Type": "String", "Default": "", "Description": "The web console's origin, allowed by CORS; empty for none."},
+    "LambdaSecurityGroupId": {
+        "Type": "AWS::EC2::SecurityGroup::Id",
+        "Description": "The executor's security group (runtime stack).",
+    },
+    "ConsoleOrigin": {
+        "Type": "String",
+        "Default": "",
+        "Description": "The web console's origin, allowed by CORS; empty for none.",
+    },
 }
 EXECUTOR = "RunExecutions"
 REST_HANDLER = "APIHandler"
 # Chalice's names for the WebSocket handlers' functions, by route key.
-WEBSOCKET_FUNCTIONS = {"$connect": "websocket_connect", "$default": "websocket_message", "$disconnect": "websocket_disconnect"}
+WEBSOCKET_FUNCTIONS = {
+    "$connect": "websocket_connect",
+    "$default": "websocket_message",
+    "$disconnect": "websocket_disconnect",
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,9 @@ def functions(app: Any, stage: str) -> list[Function]:
     lambdas = [WEBSOCKET_FUNCTIONS[key] for key in app.websocket_handlers]
     lambdas += [source.name for source in app.event_sources] + [function.name for function in app.pure_lambda_functions]
     for name in lambdas:
-        found.append(Function(to_cfn_resource_name(name), to_cfn_resource_name(f"{name}-log-group"), f"{prefix}-{name}"))
+        found.append(
+            Function(to_cfn_resource_name(name), to_cfn_resource_name(f"{name}-log-group"), f"{prefix}-{name}")
+        )
     return found
 
 
@@ -70,14 +86,21 @@ def merge_template(app: Any, stage: str) -> dict[str, Any]:
                 "Variables": {
                     "MCP_AGENT_URL": {"Ref": "RuntimeUrl"},
                     # Resolved by CloudFormation at deploy time: the executor reads no secret store.
-                    "DYNAVERA_RUNTIME_SECRET": {"Fn::Sub": "{{resolve:secretsmanager:${RuntimeSecretArn}:SecretString}}"},
+                    "DYNAVERA_RUNTIME_SECRET": {
+                        "Fn::Sub": "{{resolve:secretsmanager:${RuntimeSecretArn}:SecretString}}"
+                    },
                 }
             },
-            "VpcConfig": {"SubnetIds": {"Ref": "LambdaSubnetIds"}, "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}]},
+            "VpcConfig": {
+                "SubnetIds": {"Ref": "LambdaSubnetIds"},
+                "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}],
+            },
         }
     )
     if REST_HANDLER in resources:
-        resources[REST_HANDLER]["Properties"]["Environment"] = {"Variables": {"CONSOLE_ORIGIN": {"Ref": "ConsoleOrigin"}}}
+        resources[REST_HANDLER]["Properties"]["Environment"] = {
+            "Variables": {"CONSOLE_ORIGIN": {"Ref": "ConsoleOrigin"}}
+        }
     return {"Parameters": PARAMETERS, "Resources": resources}
 
 
@@ -108,8 +131,19 @@ def upload(plan: Plan, template_path: Path, bucket: str) -> str | None:
     zip_key = f"app/{plan.stage}/{_sha256(zip_path.read_bytes())}.zip"
     packaged = template_path.with_name("packaged.json")
     plan.show(
-        ["aws", "cloudformation", "package", "--template-file", str(template_path.relative_to(ROOT)), "--s3-bucket", bucket,
-         "--s3-prefix", f"app/{plan.stage}", "--output-template-file", str(packaged.relative_to(ROOT))]
+        [
+            "aws",
+            "cloudformation",
+            "package",
+            "--template-file",
+            str(template_path.relative_to(ROOT)),
+            "--s3-bucket",
+            bucket,
+            "--s3-prefix",
+            f"app/{plan.stage}",
+            "--output-template-file",
+            str(packaged.relative_to(ROOT)),
+        ]
     )
     if plan.dry_run:
         return None

@@ -48,7 +48,9 @@ def publish(plan: Plan, console: Outputs, api_url: str, ws_url: str, source: Pat
     plan.show(["aws", "s3", "sync", "console/dist", f"s3://{bucket}/", "--exclude", "config.json"])
     config = json.dumps({"apiUrl": api_url.rstrip("/"), "wsUrl": ws_url.rstrip("/")})
     plan.say(f"  $ echo '{config}' | aws s3 cp - s3://{bucket}/config.json --cache-control {ALWAYS_CHECK}")
-    plan.show(["aws", "cloudfront", "create-invalidation", "--distribution-id", console["DistributionId"], "--paths", "/*"])
+    plan.show(
+        ["aws", "cloudfront", "create-invalidation", "--distribution-id", console["DistributionId"], "--paths", "/*"]
+    )
     if plan.dry_run:
         return
     s3 = plan.client("s3")

@@ -15,13 +15,19 @@ CONTEXT = ROOT / "mcp_container"
 
 def _ignored(relative: str, patterns: list[str]) -> bool:
     parts = relative.split("/")
-    return any(fnmatch.fnmatch(relative, p) or any(fnmatch.fnmatch(part, p.rstrip("/")) for part in parts) for p in patterns)
+    return any(
+        fnmatch.fnmatch(relative, p) or any(fnmatch.fnmatch(part, p.rstrip("/")) for part in parts) for p in patterns
+    )
 
 
 def content_tag(context: Path = CONTEXT) -> str:
     """A tag that changes exactly when a file the build sees changes (.dockerignore honoured)."""
     ignore_file = context / ".dockerignore"
-    patterns = [line.strip() for line in ignore_file.read_text().splitlines() if line.strip() and not line.startswith("#")] if ignore_file.exists() else []
+    patterns = (
+        [line.strip() for line in ignore_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        if ignore_file.exists()
+        else []
+    )
     digest = hashlib.sha256()
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         relative = path.relative_to(context).as_posix()
@@ -43,7 +49,10 @@ def image_exists(plan: Plan, repository: str, tag: str) -> bool:
 def publish_image(plan: Plan, repository_name: str, repository_uri: str, tag: str) -> None:
     """Build and push `repository_uri:tag` unless the repository already holds that tag."""
     image = f"{repository_uri}:{tag}"
-    plan.show(["aws", "ecr", "describe-images", "--repository-name", repository_name, "--image-ids", f"imageTag={tag}"], "skip the rest when it exists")
+    plan.show(
+        ["aws", "ecr", "describe-images", "--repository-name", repository_name, "--image-ids", f"imageTag={tag}"],
+        "skip the rest when it exists",
+    )
     if not plan.dry_run and image_exists(plan, repository_name, tag):
         plan.say(f"  {image} is already in the repository: not built again")
         return

@@ -101,7 +101,9 @@ def _run(command: Sequence[str], cwd: Path, stdin: str | None, env: dict[str, st
     try:
         done = subprocess.run(list(command), cwd=cwd, input=stdin, text=True, check=False, env={**os.environ, **env})
     except FileNotFoundError as err:
-        raise DeployError(f"{command[0]} is not installed (or not on PATH); see the README's deploy prerequisites.") from err
+        raise DeployError(
+            f"{command[0]} is not installed (or not on PATH); see the README's deploy prerequisites."
+        ) from err
     if done.returncode != 0:
         raise DeployError(f"{command[0]} failed (exit {done.returncode}): {shlex.join(command)}")
 
@@ -179,7 +181,9 @@ def _create_or_update(plan: Plan, request: dict[str, Any]) -> None:
 def _wait(plan: Plan, name: str, waiter: str) -> None:
     cfn = plan.client("cloudformation")
     try:
-        cfn.get_waiter(waiter).wait(StackName=name, WaiterConfig={"Delay": plan.poll_seconds, "MaxAttempts": 3600 // plan.poll_seconds})
+        cfn.get_waiter(waiter).wait(
+            StackName=name, WaiterConfig={"Delay": plan.poll_seconds, "MaxAttempts": 3600 // plan.poll_seconds}
+        )
     except WaiterError as err:
         reasons = [
             f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
@@ -214,6 +218,9 @@ def empty_bucket(plan: Plan, part: str, output: str) -> None:
     plan.show(["aws", "s3", "rm", f"s3://{bucket}", "--recursive"])
     s3 = plan.client("s3")
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        objects = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        objects = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         if objects:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})

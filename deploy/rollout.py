@@ -31,7 +31,13 @@ def publish_runtime_image(plan: Plan) -> str:
 
 def deploy_runtime(plan: Plan, vpc_id: str, subnets: Sequence[str], image_tag: str, extra: dict[str, str]) -> None:
     plan.say("\n[4/7] runtime: ECS service behind an internal ALB, autoscaling, alarms")
-    parameters = {"Stage": plan.stage, "VpcId": vpc_id, "PrivateSubnetIds": ",".join(subnets), "ImageTag": image_tag, **extra}
+    parameters = {
+        "Stage": plan.stage,
+        "VpcId": vpc_id,
+        "PrivateSubnetIds": ",".join(subnets),
+        "ImageTag": image_tag,
+        **extra,
+    }
     deploy_stack(plan, "runtime", parameters, template=INFRA / "runtime.yaml", capabilities=("CAPABILITY_IAM",))
 
 
@@ -61,7 +67,9 @@ def publish_console(plan: Plan) -> None:
 
 def up(plan: Plan, vpc_id: str, subnets: Sequence[str], runtime_parameters: dict[str, str] | None = None) -> None:
     if len(subnets) < 2:
-        raise DeployError("SUBNETS needs at least two private subnets in different Availability Zones, comma-separated.")
+        raise DeployError(
+            "SUBNETS needs at least two private subnets in different Availability Zones, comma-separated."
+        )
     _check_tools(plan)
     _check_identity(plan)
     deploy_data(plan)
@@ -110,7 +118,10 @@ def _check_identity(plan: Plan) -> None:
     try:
         account = plan.client("sts").get_caller_identity()["Account"]
     except (BotoCoreError, ClientError) as err:
-        raise DeployError(f"No usable AWS credentials ({err}). Configure them (aws configure, aws sso login, or AWS_PROFILE) and run again.") from err
+        raise DeployError(
+            f"No usable AWS credentials ({err}). "
+            "Configure them (aws configure, aws sso login, or AWS_PROFILE) and run again."
+        ) from err
     plan.say(f"Stage {plan.stage} in account {account}, region {plan.region}")
 
 

@@ -30,6 +30,18 @@ def aws_environment(endpoint_url: str, stage: str) -> dict[str, str]:
     }
 
 
+def client(service: str, endpoint_url: str) -> Any:
+    """A boto3 client for the local endpoint, with the same credentials a child process gets."""
+    env = aws_environment(endpoint_url, "")
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
 def answers(url: str) -> bool:
     try:
         httpx.get(url, timeout=0.5)
@@ -95,13 +107,13 @@ def load_template(path: Path = DATA_TEMPLATE) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=_TemplateLoader)
 
 
-def provision(stage: str, visibility_timeout: int | None = None) -> dict[str, str]:
+def provision(stage: str, endpoint_url: str, visibility_timeout: int | None = None) -> dict[str, str]:
     """Create the data stack for `stage` on the endpoint (once) and return its outputs.
 
     moto's CloudFormation drops TimeToLiveSpecification, so TTL is then applied from the
     template explicitly; it is idempotent on a stack that exists already.
     """
-    cfn = boto3.client("cloudformation")
+    cfn = client("cloudformation", endpoint_url)
     stack_name = f"dynavera-{stage}-data"
     parameters = [{"ParameterKey": "Stage", "ParameterValue": stage}]
     if visibility_timeout is not None:
@@ -116,13 +128,12 @@ def provision(stage: str, visibility_timeout: int | None = None) -> dict[str, st
         cfn.get_waiter("stack_create_complete").wait(
             StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
         )
-    _apply_ttl(stage)
+    _apply_ttl(stage, client("dynamodb", endpoint_url))
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
 
-def _apply_ttl(stage: str) -> None:
-    dynamodb = boto3.client("dynamodb")
+def _apply_ttl(stage: str, dynamodb: Any) -> None:
     for resource in load_template()["Resources"].values():
         props = resource.get("Properties", {})
         ttl = props.get("TimeToLiveSpecification")

@@ -233,7 +233,9 @@ class Gateway:
             routes=[
                 WebSocketRoute("/ws", self.websocket),
                 Route("/{path:path}", self.rest, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
-            ]
+            ],
+            # A path no route matches (Starlette's path pattern stops at a newline) still answers in the contract's shape.
+            exception_handlers={404: lambda request, _: _error(404, "not_found", f"No route {request.url.path!r}.")},
         )
         management = Starlette(
             routes=[
@@ -250,14 +252,13 @@ class Gateway:
 
 def create_gateway(host: str, port: int, management_port: int) -> Gateway:
     import app as app_module
-    from chalicelib.settings import settings
 
     handlers = {
         "connect": app_module.ws_connect,
         "message": app_module.ws_message,
         "disconnect": app_module.ws_disconnect,
     }
-    return Gateway(app_module.app, handlers, settings.stage, f"{host}:{port}", management_port)
+    return Gateway(app_module.app, handlers, app_module.settings.stage, f"{host}:{port}", management_port)
 
 
 def main() -> None:

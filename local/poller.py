@@ -33,13 +33,15 @@ def lambda_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[
 
 
 class Poller:
-    def __init__(self, handler: Any, queue_name: str, batch_size: int, function_name: str) -> None:
+    def __init__(self, handler: Any, queue_name: str, batch_size: int, function_name: str, sqs: Any = None) -> None:
         self.handler = handler
         self.batch_size = batch_size
         self.function_name = function_name
-        self.sqs = boto3.client("sqs")
+        self.sqs = sqs or boto3.client("sqs")
         self.queue_url = self.sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
-        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self.region = self.sqs.meta.region_name
         self.stopping = threading.Event()
 
@@ -118,10 +120,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import app as app_module
-    from chalicelib.settings import settings
 
     source = _runs_source(app_module.app)
-    poller = Poller(app_module.run_executions, settings.runs_queue_name, source.batch_size, "dynavera-run_executions")
+    poller = Poller(
+        app_module.run_executions, app_module.settings.runs_queue_name, source.batch_size, "dynavera-run_executions"
+    )
     threading.Thread(
         target=sweep_forever, args=(app_module.sweep_stuck_executions, args.sweep_every, poller.stopping), daemon=True
     ).start()

@@ -18,9 +18,12 @@ KEY_FILE = ROOT / "build" / "demo_api_key"
 SECRET_FILE = ROOT / "build" / "runtime_secret"
 
 
-def demo_key() -> str:
+def demo_key(stack: Stack) -> str:
     from chalicelib.auth import create_api_key, user_for_key
     from chalicelib.errors import Unauthorized
+    from chalicelib.settings import bind
+
+    bind(stack.settings)
 
     if KEY_FILE.exists():
         try:
@@ -71,7 +74,7 @@ def main() -> int:
         stack.start_runtime()
         stack.start_gateway()
         stack.start_poller()
-        key = demo_key()
+        key = demo_key(stack)
         agent_id = demo_agent(stack.api_url, key)
         aws = "moto (embedded)" if stack.moto else "the endpoint already running there (LocalStack?)"
         print(

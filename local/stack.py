@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from chalicelib import capacity
+from chalicelib.settings import Settings
 from local import endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,23 +70,29 @@ class Stack:
         return f"ws://127.0.0.1:{self.gateway_port}/ws"
 
     @property
-    def env(self) -> dict[str, str]:
+    def lambda_env(self) -> dict[str, str]:
+        """What this stack's Lambda code reads: its AWS endpoint, stage, runtime and @connections."""
         return {
-            **os.environ,
             **endpoint.aws_environment(self.aws_url, self.stage),
             "MCP_AGENT_URL": self.runtime_url,
             "DYNAVERA_RUNTIME_SECRET": self.runtime_secret,
             "WEBSOCKET_ENDPOINT": f"http://127.0.0.1:{self.management_port}/{self.stage}",
-            "POWERTOOLS_METRICS_NAMESPACE": "Dynavera",
-            "PYTHONPATH": str(ROOT),
             **self.extra_env,
         }
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "POWERTOOLS_METRICS_NAMESPACE": "Dynavera", "PYTHONPATH": str(ROOT), **self.lambda_env}
+
+    @property
+    def settings(self) -> Settings:
+        """The settings its gateway and poller run with, for chalicelib.settings.bind in this process."""
+        return Settings.from_env(self.lambda_env)
 
     def start_aws(self) -> dict[str, str]:
         """The endpoint (reused if one answers) and this stage's tables and queues."""
         self.moto = endpoint.ensure_endpoint(self.aws_url)
-        os.environ.update(endpoint.aws_environment(self.aws_url, self.stage))
-        return endpoint.provision(self.stage, self.visibility_timeout)
+        return endpoint.provision(self.stage, self.aws_url, self.visibility_timeout)
 
     def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         output = None
@@ -93,7 +100,11 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
-            [sys.executable, *args], cwd=ROOT, env=env or self.env, stdout=output, stderr=subprocess.STDOUT if output else None
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=env or self.env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
         )
         self.processes.append(process)
         return process
@@ -112,7 +123,13 @@ class Stack:
 
     def start_gateway(self, timeout: float = 30.0) -> None:
         process = self.spawn(
-            "gateway", "-m", "local.gateway", "--port", str(self.gateway_port), "--management-port", str(self.management_port)
+            "gateway",
+            "-m",
+            "local.gateway",
+            "--port",
+            str(self.gateway_port),
+            "--management-port",
+            str(self.management_port),
         )
         wait_for(f"{self.api_url}/health", process, timeout, "The gateway")
 

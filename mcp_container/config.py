@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcp_container import contract
+
 DEFAULT_MODEL = Path("build/models/SmolLM2-135M-Instruct.Q4_1.starcoder.gguf")
 DEFAULT_EMBEDDER = Path("build/models/all-MiniLM-L6-v2.onnx")
 DEFAULT_RAG_DB = Path("build/rag_db")
-DEFAULT_COLLECTION = "fnirs"
+DEFAULT_COLLECTION = contract.DEFAULT_COLLECTION
 
 
 class ConfigError(ValueError):
@@ -60,7 +62,9 @@ class Settings:
             n_threads=None if threads is None else _int(env, "DYNAVERA_THREADS", 0),
             context_tokens=_int(env, "DYNAVERA_CONTEXT_TOKENS", 8192),
             secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
-            allowed_origins=frozenset(o.strip() for o in env.get("DYNAVERA_ALLOWED_ORIGINS", "").split(",") if o.strip()),
+            allowed_origins=frozenset(
+                o.strip() for o in env.get("DYNAVERA_ALLOWED_ORIGINS", "").split(",") if o.strip()
+            ),
         )
 
 

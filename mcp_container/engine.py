@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_container import contract
 from mcp_container.config import Settings
 from mcp_container.embedder import MiniLMEmbedder
 from mcp_container.llm import GenerationError, GenerationParams, Generator, GPT4AllGenerator, Usage
@@ -31,9 +32,9 @@ class AskConfig:
 
     collection: str
     system_prompt: str | None = None
-    top_k: int = 3
-    max_tokens: int = 256
-    temperature: float = 0.2
+    top_k: int = contract.NUMBERS["top_k"][2]
+    max_tokens: int = contract.NUMBERS["max_tokens"][2]
+    temperature: float = contract.NUMBERS["temperature"][2]
 
     @property
     def params(self) -> GenerationParams:
@@ -59,7 +60,12 @@ class Engine:
             self.embedder.load()
             self.store = Store(self.settings.rag_db)
             model.result()
-        log.info("engine ready: model %s, embedder %s, store %s", self.generator.name, self.embedder.name, self.settings.rag_db)
+        log.info(
+            "engine ready: model %s, embedder %s, store %s",
+            self.generator.name,
+            self.embedder.name,
+            self.settings.rag_db,
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

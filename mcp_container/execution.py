@@ -12,10 +12,11 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mcp_container import contract
 from mcp_container.engine import AskConfig, Engine
 from mcp_container.llm import GenerationError, Usage
 from mcp_container.rag import Passage, UnknownCollection
@@ -25,33 +26,23 @@ Event = dict[str, Any]
 
 log = logging.getLogger(__name__)
 
-MAX_QUERY_CHARS = 4000  # DESIGN.md §3
+InvalidRequest = contract.ContractError  # the body of /execute is unusable; `code` says why
 # input_data may nest 32 levels (DESIGN.md §3) and sits two levels down in the body.
 MAX_DEPTH = 34
-MAX_TOP_K = 20
-MAX_TOKENS = 2048
-
-
-class InvalidRequest(ValueError):
-    """The body of /execute is unusable; `code` is one of DESIGN.md §3's error codes."""
-
-    def __init__(self, message: str, code: str = "validation_error") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def strict_json(raw: bytes) -> Any:
     """Parse a body as strict JSON: no NaN or Infinity, no lone surrogates, bounded nesting."""
 
     def refuse(constant: str) -> Any:
-        raise InvalidRequest(f"{constant} is not JSON", "invalid_json")
+        raise InvalidRequest(f"{constant} is not JSON", contract.INVALID_JSON)
 
     try:
         value = json.loads(raw, parse_constant=refuse)
     except RecursionError:
-        raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels", "invalid_json") from None
+        raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels", contract.INVALID_JSON) from None
     except ValueError as error:  # UnicodeDecodeError included
-        raise InvalidRequest(f"the body is not valid JSON: {error}", "invalid_json") from None
+        raise InvalidRequest(f"the body is not valid JSON: {error}", contract.INVALID_JSON) from None
     pending = [(value, 1)]
     while pending:
         item, depth = pending.pop()
@@ -59,10 +50,10 @@ def strict_json(raw: bytes) -> Any:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                raise InvalidRequest("the body holds a lone surrogate, which is not Unicode text", "invalid_json") from None
+                raise InvalidRequest("the body holds a lone surrogate", contract.INVALID_JSON) from None
         elif isinstance(item, dict | list):
             if depth > MAX_DEPTH:
-                raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels", "invalid_json")
+                raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels", contract.INVALID_JSON)
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             pending.extend((child, depth + 1) for child in children)
     return value
@@ -74,16 +65,16 @@ class ExecuteRequest:
     query: str
     config: AskConfig
     agent_id: str | None = None
+    # The caller's trace and correlation ids, for this execution's log lines.
+    trace: str = ""
 
     @classmethod
-    def parse(cls, body: Any, default_collection: str) -> ExecuteRequest:
+    def parse(cls, body: Any, default_collection: str, headers: Mapping[str, str] | None = None) -> ExecuteRequest:
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object")
-        query = body.get("query")
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidRequest("query is required and must be a non-empty string")
-        if len(query) > MAX_QUERY_CHARS:
-            raise InvalidRequest(f"query is longer than {MAX_QUERY_CHARS} characters", code="too_large")
+        if "query" not in body:
+            raise InvalidRequest("'query' is required.")
+        query = contract.check_query(body["query"])
         execution_id = body.get("execution_id") or str(uuid.uuid4())
         if not isinstance(execution_id, str):
             raise InvalidRequest("execution_id must be a string")
@@ -93,45 +84,35 @@ class ExecuteRequest:
             query=query,
             config=parse_config(body.get("config"), default_collection),
             agent_id=agent_id if isinstance(agent_id, str) else None,
+            trace=_trace(headers or {}),
         )
 
 
+def _trace(headers: Mapping[str, str]) -> str:
+    ids = {"trace": headers.get(contract.TRACE_HEADER), "correlation": headers.get(contract.CORRELATION_HEADER)}
+    return " ".join(f"{name}={value}" for name, value in ids.items() if value)
+
+
 def parse_config(raw: Any, default_collection: str) -> AskConfig:
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise InvalidRequest("config must be an object")
-    defaults = AskConfig(collection=default_collection)
-    system_prompt = raw.get("system_prompt")
-    if system_prompt is not None and not isinstance(system_prompt, str):
-        raise InvalidRequest("config.system_prompt must be a string")
-    collection = raw.get("collection") or default_collection
-    if not isinstance(collection, str):
-        raise InvalidRequest("config.collection must be a string")
+    """The run's config checked against the shared contract, over its defaults."""
+    base = {**contract.default_config(), "collection": default_collection}
+    config = contract.check_config({} if raw is None else raw, base)
     return AskConfig(
-        collection=collection,
-        system_prompt=system_prompt or None,
-        top_k=_number(raw, "top_k", int, 1, MAX_TOP_K, defaults.top_k),
-        max_tokens=_number(raw, "max_tokens", int, 1, MAX_TOKENS, defaults.max_tokens),
-        temperature=_number(raw, "temperature", float, 0.0, 2.0, defaults.temperature),
+        collection=config["collection"],
+        system_prompt=config["system_prompt"],
+        top_k=config["top_k"],
+        max_tokens=config["max_tokens"],
+        temperature=float(config["temperature"]),
     )
-
-
-def _number(raw: dict[str, Any], key: str, kind: type, low: float, high: float, default: Any) -> Any:
-    value = raw.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not float(value).is_integer()):
-        raise InvalidRequest(f"config.{key} must be {'an integer' if kind is int else 'a number'}")
-    if not low <= value <= high:
-        raise InvalidRequest(f"config.{key} must be between {low:g} and {high:g}")
-    return kind(value)
 
 
 def progress(stage: str, message: str) -> Event:
     return {"type": "progress", "stage": stage, "message": message}
 
 
-async def run_execution(engine: Engine, scheduler: Scheduler, job: Job, request: ExecuteRequest) -> AsyncIterator[Event]:
+async def run_execution(
+    engine: Engine, scheduler: Scheduler, job: Job, request: ExecuteRequest
+) -> AsyncIterator[Event]:
     """The events of one admitted execution; always gives up its place when it ends."""
     try:
         if not scheduler.is_running(job):
@@ -140,6 +121,7 @@ async def run_execution(engine: Engine, scheduler: Scheduler, job: Job, request:
             yield {"type": "cancelled"}
             return
         config = request.config
+        log.info("execution %s: generating %s", job.execution_id, request.trace)
         yield progress("retrieving", f"searching collection {config.collection!r}")
         started = time.perf_counter()
         passages = await asyncio.to_thread(engine.retrieve, request.query, config.collection, config.top_k)
@@ -162,10 +144,11 @@ async def run_execution(engine: Engine, scheduler: Scheduler, job: Job, request:
     except (UnknownCollection, GenerationError) as error:
         yield {"type": "error", "message": str(error)}
     except Exception as error:  # the stream's last line must say what happened, not just stop
-        log.exception("execution %s failed", job.execution_id)
+        log.exception("execution %s failed %s", job.execution_id, request.trace)
         yield {"type": "error", "message": f"runtime error: {error}"}
     finally:
         scheduler.finish(job)
+        log.info("execution %s: done %s", job.execution_id, request.trace)
 
 
 def _output(answer: str, passages: list[Passage], usage: Usage, retrieval_ms: float, generation_ms: float) -> Event:

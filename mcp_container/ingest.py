@@ -139,8 +139,10 @@ def _groups(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Ingest .md, .txt and .pdf files into a ChromaDB collection.")
     parser.add_argument("path", type=Path, help="a file or a folder, searched recursively")
-    parser.add_argument("--collection", required=True, help="ChromaDB collection name (3-512 of a-z A-Z 0-9 . _ -)")
-    parser.add_argument("--db", type=Path, default=None, help="ChromaDB directory (default: $DYNAVERA_RAG_DB or build/rag_db)")
+    parser.add_argument("--collection", required=True, help="collection name (3-63 of a-z A-Z 0-9 . _ -)")
+    parser.add_argument(
+        "--db", type=Path, default=None, help="ChromaDB directory (default: $DYNAVERA_RAG_DB or build/rag_db)"
+    )
     args = parser.parse_args(argv)
     configure_logging("%(message)s")
 

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from mcp_container.contract import DEFAULT_SYSTEM_PROMPT
 from mcp_container.llm import Message
 from mcp_container.rag import Passage
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a helpful research assistant. Answer the question using only the numbered "
-    "passages you are given, and cite them like [1]. If they do not contain the answer, "
-    "say that you do not know."
-)
 
 
 def build_messages(question: str, passages: Sequence[Passage], system_prompt: str | None = None) -> list[Message]:

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcp_container import contract
 from mcp_container.config import go_offline
 
 log = logging.getLogger(__name__)
 
-# ChromaDB's own rule for collection names, checked here to give a message that says what to do.
-_COLLECTION_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+# The names an agent may give (the contract's, within ChromaDB's own rule), checked here to give
+# a message that says what to do.
+_COLLECTION_NAME = re.compile(contract.COLLECTION_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,9 @@ class Store:
         stored = self._collection(collection).get(include=["metadatas"])
         return {str(m["source"]): str(m["content_hash"]) for m in stored["metadatas"]}
 
-    def replace_file(self, collection: str, source: str, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]) -> None:
+    def replace_file(
+        self, collection: str, source: str, chunks: Sequence[Chunk], embeddings: Sequence[Sequence[float]]
+    ) -> None:
         target = self._collection(collection)
         target.delete(where={"source": source})
         if chunks:
@@ -96,7 +100,9 @@ class Store:
                 ids=[c.chunk_id for c in chunks],
                 documents=[c.text for c in chunks],
                 embeddings=[list(e) for e in embeddings],
-                metadatas=[{"source": c.source, "chunk_index": c.index, "content_hash": c.content_hash} for c in chunks],
+                metadatas=[
+                    {"source": c.source, "chunk_index": c.index, "content_hash": c.content_hash} for c in chunks
+                ],
             )
 
     def count(self, collection: str) -> int:
@@ -104,8 +110,10 @@ class Store:
 
     def _collection(self, name: str) -> Any:
         if not _COLLECTION_NAME.fullmatch(name):
-            raise ValueError(f"invalid collection name {name!r}: use 3-512 of a-z A-Z 0-9 . _ -, "
-                             "starting and ending with a letter or digit")
+            raise ValueError(
+                f"invalid collection name {name!r}: use 3-63 of a-z A-Z 0-9 . _ -, "
+                "starting and ending with a letter or digit"
+            )
         return self._client.get_or_create_collection(
             name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
         )

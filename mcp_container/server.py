@@ -101,7 +101,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Guard:
         except InvalidRequest as error:
             return error_response(400, error.code, str(error))
         try:
-            execute_request = ExecuteRequest.parse(body, settings.default_collection)
+            execute_request = ExecuteRequest.parse(body, settings.default_collection, request.headers)
         except InvalidRequest as error:
             return error_response(400, error.code, str(error))
         try:

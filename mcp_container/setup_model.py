@@ -92,7 +92,9 @@ def export_embedder(target: Path = DEFAULT_EMBEDDER) -> bool:
     from mcp_container.embedder import minilm_folder
 
     folder = minilm_folder()
-    sample = AutoTokenizer.from_pretrained(folder)(["a sentence", "another, longer sentence"], padding=True, return_tensors="pt")
+    sample = AutoTokenizer.from_pretrained(folder)(
+        ["a sentence", "another, longer sentence"], padding=True, return_tensors="pt"
+    )
     inputs = ("input_ids", "attention_mask", "token_type_ids")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")

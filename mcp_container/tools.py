@@ -9,10 +9,13 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
+from mcp_container import contract
 from mcp_container.execution import ExecuteRequest, InvalidRequest, run_execution
 from mcp_container.rag import UnknownCollection
 from mcp_container.runtime import Runtime
 from mcp_container.scheduler import QueueFull
+
+TOP_K = contract.NUMBERS["top_k"][2]
 
 
 def create_mcp_server(runtime: Runtime) -> MCPServer:
@@ -27,11 +30,15 @@ def create_mcp_server(runtime: Runtime) -> MCPServer:
             raise ToolError("the runtime is still loading its model; try again in a few seconds")
 
     @server.tool()
-    async def search_documents(query: str, collection: str = default_collection, top_k: int = 3) -> list[dict[str, Any]]:
+    async def search_documents(
+        query: str, collection: str = default_collection, top_k: int = TOP_K
+    ) -> list[dict[str, Any]]:
         """Find the passages of a document collection closest in meaning to the query."""
         require_ready()
-        if not 1 <= top_k <= 20:
-            raise ToolError("top_k must be between 1 and 20")
+        try:
+            contract.check_config({"collection": collection, "top_k": top_k}, contract.default_config())
+        except contract.ContractError as error:
+            raise ToolError(str(error)) from None
         try:
             passages = await asyncio.to_thread(runtime.engine.retrieve, query, collection, top_k)
         except UnknownCollection as error:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
@@ -44,7 +43,10 @@ class Api:
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
     server = endpoint.ensure_endpoint(endpoint.DEFAULT_URL)
-    os.environ.update(endpoint.aws_environment(endpoint.DEFAULT_URL, "unused"))
+    # The tests' own boto3 clients reach the endpoint with its dummy credentials.
+    local = endpoint.aws_environment(endpoint.DEFAULT_URL, "")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        os.environ.setdefault(name, local[name])
     yield endpoint.DEFAULT_URL
     if server is not None:
         server.stop()
@@ -66,7 +68,7 @@ def rest_stack(aws_endpoint: str) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def sqs(aws_endpoint: str) -> Any:
-    return boto3.client("sqs", endpoint_url=aws_endpoint, region_name="us-east-1")
+    return endpoint.client("sqs", aws_endpoint)
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +96,12 @@ def live_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
 def runtime_down_stack(aws_endpoint: str) -> Iterator[Stack]:
     """A stack whose runtime never answers; runs retry quickly, then fail with a clear message."""
     stack = make_stack("down", aws_url=aws_endpoint, runtime_url=f"http://127.0.0.1:{free_port()}")
-    stack.extra_env = {"RUN_ATTEMPTS": "2", "RETRY_BASE_SECONDS": "1", "EXECUTION_DEADLINE_SECONDS": "2", "PENDING_DEADLINE_SECONDS": "30"}
+    stack.extra_env = {
+        "RUN_ATTEMPTS": "2",
+        "RETRY_BASE_SECONDS": "1",
+        "EXECUTION_DEADLINE_SECONDS": "2",
+        "PENDING_DEADLINE_SECONDS": "30",
+    }
     stack.start_aws()
     stack.start_gateway()
     stack.start_poller(sweep_every=0.5)

@@ -72,7 +72,9 @@ def test_sixteen_clients_starting_at_once_each_see_exactly_their_runs_history(li
     def run(index: int) -> tuple[str, list[dict[str, Any]]]:
         client = clients[index]
         barrier.wait()
-        client.send({"action": "start_agent", "agent_id": agent_id, "input_data": {"query": f"What is fNIRS? ({index})"}})
+        client.send(
+            {"action": "start_agent", "agent_id": agent_id, "input_data": {"query": f"What is fNIRS? ({index})"}}
+        )
         execution_id = client.until(lambda f: f["type"] == "execution_started")[-1]["execution_id"]
         return execution_id, seq_frames(client.until_terminal(execution_id, timeout=900), execution_id)
 
@@ -122,8 +124,12 @@ def test_subscribing_while_the_run_ends_still_gets_every_event_once(tapped_stack
     subscribes that see the terminal status before the terminal event exists."""
     stack, tap = tapped_stack
     key, api, agent_id = new_user(stack, max_tokens=24)
-    status_write = tap.hold(rb'(?=.*"dynavera-%s-executions")(?=.*UpdateExpression)(?=.*"completed")' % stack.stage.encode())
-    event_write = tap.hold(rb'(?=.*"dynavera-%s-events")(?=.*"event_type":\s*\{"S":\s*"completed"\})' % stack.stage.encode())
+    status_write = tap.hold(
+        rb'(?=.*"dynavera-%s-executions")(?=.*UpdateExpression)(?=.*"completed")' % stack.stage.encode()
+    )
+    event_write = tap.hold(
+        rb'(?=.*"dynavera-%s-events")(?=.*"event_type":\s*\{"S":\s*"completed"\})' % stack.stage.encode()
+    )
     execution_id = start(api, agent_id)
     assert status_write.held.wait(120), "the executor never wrote the completed status"
     before = [WsClient(stack, key) for _ in range(4)]

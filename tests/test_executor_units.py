@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from chalicelib import executor
 from chalicelib.fanout import EXCERPT_CHARS, frame_for
@@ -70,7 +66,11 @@ def test_fast_tokens_are_bounded_by_size(clock: FakeClock) -> None:
 
 
 def test_completion_frame_bounds_source_excerpts() -> None:
-    output = {"answer": "a", "sources": [{"source": "s.md", "chunk_id": "c", "score": 0.5, "text": "y" * 10_000}], "usage": {}}
+    output = {
+        "answer": "a",
+        "sources": [{"source": "s.md", "chunk_id": "c", "score": 0.5, "text": "y" * 10_000}],
+        "usage": {},
+    }
     event = Event("e", 7, event_type="completed", content=output, timestamp="2026-01-01T00:00:00.000000Z")
     frame = frame_for(event)
     assert frame["type"] == "execution_completed" and frame["seq"] == 7
@@ -81,7 +81,12 @@ def test_completion_frame_bounds_source_excerpts() -> None:
 def test_event_frames_carry_seq_and_type() -> None:
     token = Event("e", 3, event_type="token", content={"text": "hi"}, timestamp="t")
     assert frame_for(token) == {
-        "type": "agent_event", "execution_id": "e", "seq": 3, "event_type": "token", "content": {"text": "hi"}, "timestamp": "t",
+        "type": "agent_event",
+        "execution_id": "e",
+        "seq": 3,
+        "event_type": "token",
+        "content": {"text": "hi"},
+        "timestamp": "t",
     }
     error = Event("e", 4, event_type="error", content={"message": "boom"}, timestamp="t")
     assert frame_for(error) == {"type": "execution_error", "execution_id": "e", "seq": 4, "error": "boom"}

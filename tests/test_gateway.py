@@ -37,7 +37,9 @@ def test_clients_cannot_reach_the_connections_api(rest_stack: Stack) -> None:
     victim_user = f"victim-{uuid.uuid4().hex[:6]}"
     victim = WsClient(rest_stack, create_key(rest_stack, victim_user))
     try:
-        (connection_id,) = wait_until(lambda: connection_ids(rest_stack, victim_user), 10, "the victim's connection row")
+        (connection_id,) = wait_until(
+            lambda: connection_ids(rest_stack, victim_user), 10, "the victim's connection row"
+        )
         path = f"{rest_stack.api_url}/{rest_stack.stage}/@connections/{connection_id}"
         forged = {"type": "execution_completed", "execution_id": str(uuid.uuid4()), "seq": 1, "output_data": {}}
         for method in ("POST", "GET", "DELETE"):

@@ -27,4 +27,8 @@ def test_lambda_requirements_hold_no_runtime_packages() -> None:
     }
     assert names, "requirements.txt lists the Lambda's dependencies"
     assert not names & {"torch", "chromadb", "gpt4all", "sentence-transformers", "moto", "pytest"}
-    assert all("==" in line for line in (ROOT / "requirements.txt").read_text().splitlines() if line and not line.startswith("#"))
+    assert all(
+        "==" in line
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )

@@ -41,12 +41,6 @@ def queue_messages(sqs: Any, stack: Stack) -> list[dict[str, Any]]:
     return [json.loads(m["Body"]) for m in seen]
 
 
-def test_health_needs_no_key(rest_stack: Stack) -> None:
-    response = Api(rest_stack, None).get("/health")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
-
-
 def test_agent_lifecycle(alice: Api) -> None:
     agent = new_agent(alice, description="reads papers", config={"top_k": 3, "collection": "fnirs"})
     assert uuid.UUID(agent["agent_id"]).version == 4
@@ -144,15 +138,6 @@ def test_stop_of_pending_execution_records_stopped_event(alice: Api) -> None:
     assert again.status_code == 202 and again.json()["status"] == "stopped"
 
 
-def test_events_query_parameters_are_checked(alice: Api) -> None:
-    agent = new_agent(alice)
-    execution = alice.post(f"/agents/{agent['agent_id']}/executions", json=QUERY).json()
-    path = f"/executions/{execution['execution_id']}/events"
-    assert alice.get(path, params={"after": 0, "limit": 5}).json() == {"events": [], "next_after": None}
-    for params in ({"after": -1}, {"after": "x"}, {"limit": 0}, {"limit": 5000}):
-        assert_error(alice.get(path, params=params), 400, "validation_error")
-
-
 def test_another_users_ids_answer_404_on_every_route(alice: Api, bob: Api) -> None:
     agent = new_agent(alice)
     execution = alice.post(f"/agents/{agent['agent_id']}/executions", json=QUERY).json()
@@ -170,7 +155,8 @@ def test_another_users_ids_answer_404_on_every_route(alice: Api, bob: Api) -> No
         theirs = bob.request(method, path, json=body)
         missing = bob.request(method, path.replace(a, str(uuid.uuid4())).replace(e, str(uuid.uuid4())), json=body)
         assert_error(theirs, 404, "not_found")
-        assert theirs.status_code == missing.status_code and theirs.json()["error"]["code"] == missing.json()["error"]["code"]
+        assert theirs.status_code == missing.status_code
+        assert theirs.json()["error"]["code"] == missing.json()["error"]["code"]
     assert a not in [x["agent_id"] for x in bob.get("/agents").json()["agents"]]
     assert alice.get(f"/agents/{a}").json()["name"] == agent["name"]
     assert alice.get(f"/executions/{e}").json()["status"] == "pending"
@@ -191,6 +177,9 @@ def test_routes_need_a_valid_key(rest_stack: Stack, header: str | None) -> None:
         (b"", "invalid_json"),
         (b"[1, 2]", "invalid_json"),
         (b"\xff\xfe", "invalid_json"),
+        (b'{"name": "\\ud800"}', "invalid_json"),
+        (b'{"name": "ok", "config": {"top_k": NaN}}', "invalid_json"),
+        (b'{"name": "ok", "description": ' + b"[" * 40 + b"]" * 40 + b"}", "too_large"),
         (json.dumps({}).encode(), "validation_error"),
         (json.dumps({"name": ""}).encode(), "validation_error"),
         (json.dumps({"name": "   "}).encode(), "validation_error"),
@@ -223,7 +212,9 @@ def test_bad_agent_bodies_are_refused_and_leave_nothing(alice: Api, body: bytes,
         ({"input_data": {"query": "ok", "extra": "x" * 33_000}}, "too_large"),
     ],
 )
-def test_bad_start_bodies_are_refused_and_queue_nothing(alice: Api, rest_stack: Stack, sqs: Any, body: Any, code: str) -> None:
+def test_bad_start_bodies_are_refused_and_queue_nothing(
+    alice: Api, rest_stack: Stack, sqs: Any, body: Any, code: str
+) -> None:
     agent = new_agent(alice)
     path = f"/agents/{agent['agent_id']}/executions"
     assert_error(alice.post(path, json=body), 400, code)
@@ -253,13 +244,8 @@ def test_patch_needs_a_field_and_keeps_limits(alice: Api) -> None:
         ("GET", "/agents?limit=101", 400, "validation_error"),
         ("GET", "/agents?next_token=garbage!!", 400, "validation_error"),
         ("GET", "/agents?next_token=WzEsMl0", 400, "validation_error"),
+        ("GET", "/agents?colour=blue", 400, "validation_error"),
     ],
 )
 def test_unknown_routes_methods_and_parameters(alice: Api, method: str, path: str, status: int, code: str) -> None:
     assert_error(alice.request(method, path), status, code)
-
-
-def test_errors_never_leak_a_stack_trace(alice: Api) -> None:
-    response = alice.post("/agents", content=b'{"name": "\\ud800"}', headers={"Content-Type": "application/json"})
-    assert response.status_code < 500 or response.json()["error"]["code"] == "internal_error"
-    assert "Traceback" not in response.text

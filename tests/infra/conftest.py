@@ -1,31 +1,23 @@
 """Infra fixtures: a moto server of this suite's own (never 4566) with the stacks created on it,
-the `chalice package` output, and the Lambda handlers run in-process on moto's mocks."""
+and the `chalice package` output."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import boto3
 import pytest
-from botocore.client import BaseClient
-from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from local.endpoint import load_template
-from local.lambda_runtime import LambdaContext
-from tests.infra import code_calls
-from tests.infra.iam_policy import allows, load_policy, request_arn
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
@@ -143,145 +135,3 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
 def packaged_dev(dry_run: DryRun) -> dict[str, Any]:
     """The dev stage's app template: `chalice package --merge-template`, as the dry run wrote it."""
     return dry_run.template
-
-
-# --- the handlers, in-process, on moto's mocks -------------------------------------------------
-
-SAMPLE_USER = "sample-user"
-
-
-@dataclass
-class RecordedCall:
-    service: str
-    operation: str
-    params: dict[str, Any]
-    endpoint_url: str
-
-
-@dataclass
-class Lambda:
-    """The Chalice app's handlers, invoked as Lambda invokes them, with their AWS calls recorded."""
-
-    app_module: Any
-    stage: str
-    calls: list[RecordedCall] = field(default_factory=list)  # those of the last invocation
-    recording: bool = False
-
-    def invoke(self, handler: str, event: dict[str, Any]) -> Any:
-        target = getattr(self.app_module, handler)
-        self.calls.clear()
-        self.recording = True
-        try:
-            return target(event, LambdaContext(function_name=f"dynavera-{self.stage}-{handler}"))
-        finally:
-            self.recording = False
-
-    def denied_calls(self) -> list[str]:
-        """Calls the stage's hand-written policy would refuse in AWS."""
-        policy = load_policy(self.stage)
-        denied = []
-        for call in self.calls:
-            action = "execute-api:ManageConnections" if call.service == "apigatewaymanagementapi" else f"{call.service}:{call.operation}"
-            arn = request_arn(call.service, call.operation, call.params, call.endpoint_url, REGION)
-            if not allows(policy, action, arn):
-                denied.append(f"{action} on {arn}")
-        return denied
-
-
-def _forget_cached_clients() -> None:
-    """Drop the clients the Lambda code keeps per container, so the next ones are moto's."""
-    from chalicelib import aws as aws_clients
-    from chalicelib import runtime_client
-
-    for module in (aws_clients, runtime_client):
-        for value in vars(module).values():
-            if hasattr(value, "cache_clear"):
-                value.cache_clear()
-    for model in code_calls.models().values():
-        model._connection = None  # PynamoDB keeps one connection (and its endpoint) per model
-
-
-@pytest.fixture
-def lambda_handlers(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lambda]:
-    """The app imported as Lambda imports it, its tables and queue made from infra/data.yaml."""
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    import app as app_module
-    from chalicelib.settings import settings
-
-    if settings.stage != "dev":
-        pytest.fail(f"The sample events are dev-stage events, but app was imported for stage {settings.stage!r}.")
-    with mock_aws():
-        _forget_cached_clients()
-        create_stack(boto3.client("cloudformation", region_name=REGION), "dynavera-dev-data", "data.yaml", {"Stage": "dev"})
-        handlers = Lambda(app_module, settings.stage)
-        real_call = BaseClient._make_api_call
-
-        def recording_call(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-            if handlers.recording:
-                service = client.meta.service_model.service_name
-                handlers.calls.append(RecordedCall(service, operation, dict(params), client.meta.endpoint_url))
-            return real_call(client, operation, params)
-
-        monkeypatch.setattr(BaseClient, "_make_api_call", recording_call)
-        yield handlers
-        monkeypatch.undo()
-        _forget_cached_clients()
-
-
-def seed_api_key(key: str, user_id: str = SAMPLE_USER) -> None:
-    """An API key row as the keys command writes it: only the key's sha256 is stored."""
-    from chalicelib.clock import now_iso
-    from chalicelib.models import ApiKey
-
-    ApiKey(hashlib.sha256(key.encode()).hexdigest(), user_id=user_id, created_at=now_iso()).save()
-
-
-class _RuntimeHandler(BaseHTTPRequestHandler):
-    """The runtime's HTTP contract (DESIGN §6), answering one scripted run."""
-
-    script: ClassVar[list[dict[str, Any]]] = []
-
-    def do_GET(self) -> None:
-        self._answer(200, "application/json", [{"status": "ok", "model": "fake", "embedder": "fake", "collections": []}])
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length", 0)))
-        if self.path == "/execute":
-            self._answer(200, "application/x-ndjson", self.script)
-        else:
-            self._answer(200, "application/json", [{}])
-
-    def _answer(self, status: int, content_type: str, items: list[dict[str, Any]]) -> None:
-        body = "".join(json.dumps(item) + "\n" for item in items).encode()
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def scripted_runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
-    """A stand-in runtime on a free port; the executor's settings point at it."""
-    from chalicelib import runtime_client
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RuntimeHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    monkeypatch.setattr(runtime_client, "settings", replace(runtime_client.settings, mcp_agent_url=url))
-    runtime_client._client.cache_clear()
-
-    def script(events: list[dict[str, Any]]) -> None:
-        _RuntimeHandler.script = events
-
-    yield script
-    server.shutdown()
-    server.server_close()
-    runtime_client._client.cache_clear()

@@ -41,18 +41,22 @@ def granted_actions(policy: dict[str, Any]) -> set[str]:
 
 
 ACCOUNT = "123456789012"
-
-
-def request_arn(service: str, operation: str, params: dict[str, Any], endpoint_url: str, region: str) -> str:
-    """The resource ARN IAM authorises one API request against."""
-    if service == "dynamodb":
-        arn = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{params['TableName']}"
-        return f"{arn}/index/{params['IndexName']}" if params.get("IndexName") else arn
-    if service == "sqs":
-        name = params.get("QueueName") or params["QueueUrl"].rstrip("/").rsplit("/", 1)[-1]
-        return f"arn:aws:sqs:{region}:{ACCOUNT}:{name}"
-    if service == "apigatewaymanagementapi":
-        host, _, stage = endpoint_url.split("://", 1)[1].partition("/")
-        method = {"PostToConnection": "POST", "GetConnection": "GET", "DeleteConnection": "DELETE"}[operation]
-        return f"arn:aws:execute-api:{region}:{ACCOUNT}:{host.split('.')[0]}/{stage}/{method}/@connections/{params['ConnectionId']}"
-    raise ValueError(f"No ARN rule for {service}:{operation}; the Lambdas are not expected to call it.")
+# What Lambda itself does with the role, beyond the code's own calls.
+PLATFORM_ACTIONS = {
+    # the SQS event source mapping polls the runs queue for the executor
+    "sqs:ReceiveMessage": "queue",
+    "sqs:DeleteMessage": "queue",
+    "sqs:GetQueueAttributes": "queue",
+    "sqs:ChangeMessageVisibility": "queue",
+    # the runtime writes the function's logs (Powertools' EMF metrics travel in them); the
+    # app's stack creates each log group, with its retention, so the role never does
+    "logs:CreateLogStream": "log-group",
+    "logs:PutLogEvents": "log-group",
+    # the executor's VPC attachment (the AWSLambdaVPCAccessExecutionRole set)
+    "ec2:CreateNetworkInterface": "*",
+    "ec2:DescribeNetworkInterfaces": "*",
+    "ec2:DescribeSubnets": "*",
+    "ec2:DeleteNetworkInterface": "*",
+    "ec2:AssignPrivateIpAddresses": "*",
+    "ec2:UnassignPrivateIpAddresses": "*",
+}

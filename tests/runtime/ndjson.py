@@ -57,7 +57,13 @@ class EventStream:
 
 def start_execution(client: httpx.Client, query: str, **config: Any) -> EventStream:
     execution_id = str(uuid.uuid4())
-    body = {"execution_id": execution_id, "agent_id": "test-agent", "query": query, "input_data": {"query": query}, "config": config}
+    body = {
+        "execution_id": execution_id,
+        "agent_id": "test-agent",
+        "query": query,
+        "input_data": {"query": query},
+        "config": config,
+    }
     response = client.send(client.build_request("POST", "/execute", json=body), stream=True)
     assert response.status_code == 200, response.read()
     assert response.headers["content-type"].startswith("application/x-ndjson")

@@ -29,7 +29,10 @@ def copied_sources(stage: list[list[str]]) -> set[str]:
     for words in stage:
         if words[0].upper() == "COPY" and not any(w.startswith("--from") for w in words):
             for pattern in (w for w in words[1:-1] if not w.startswith("--")):
-                matches = {p.relative_to(CONTEXT).as_posix() + ("/" if p.is_dir() else "") for p in CONTEXT.glob(pattern.rstrip("/"))}
+                matches = {
+                    p.relative_to(CONTEXT).as_posix() + ("/" if p.is_dir() else "")
+                    for p in CONTEXT.glob(pattern.rstrip("/"))
+                }
                 sources |= matches or {f"missing: {pattern}"}
     return sources
 

@@ -21,7 +21,9 @@ def error_of(answer: httpx.Response) -> str:
     [("POST", "/execute"), ("POST", "/executions/x/cancel"), ("POST", "/mcp"), ("GET", "/mcp"), ("GET", "/nowhere")],
 )
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong-secret-of-some-length", "Basic abc", ""])
-def test_every_route_but_health_needs_the_secret(runtime: Any, method: str, path: str, authorization: str | None) -> None:
+def test_every_route_but_health_needs_the_secret(
+    runtime: Any, method: str, path: str, authorization: str | None
+) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
     answer = httpx.request(method, f"{runtime.url}{path}", json=BODY if method == "POST" else None, headers=headers)
     assert answer.status_code == 401 and error_of(answer) == "unauthorized"
@@ -47,8 +49,8 @@ def test_bodies_that_are_not_json_are_refused(runtime: Any, content_type: str) -
         b'{"query": "hi", "input_data": {"f": Infinity}}',
         b'{"query": "hi", "input_data": {"f": NaN}}',
         b'{"query": "\\ud800"}',
-        b'{"query": "hi", "input_data": ' + b'[' * 3000 + b']' * 3000 + b'}',
-        b'{"query": "hi", "input_data": ' + b'{"a":' * 40 + b'1' + b'}' * 40 + b'}',
+        b'{"query": "hi", "input_data": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+        b'{"query": "hi", "input_data": ' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}",
         b"\xff\xfe not utf-8",
     ],
     ids=["infinity", "nan", "lone-surrogate", "deep-3000", "deep-40", "not-utf8"],

@@ -108,7 +108,20 @@ def test_a_changed_file_has_only_its_chunks_replaced(docs: Path, tmp_path: Path)
 
 def test_ingest_command_on_the_real_embedder_skips_an_unchanged_corpus(runtime: Any) -> None:
     done = subprocess.run(
-        [".venv/bin/python", "-m", "mcp_container.ingest", "mcp_container/corpus", "--collection", "fnirs", "--db", str(runtime.rag_db)],
-        cwd=ROOT, env=runtime.env, capture_output=True, text=True, check=True,
+        [
+            ".venv/bin/python",
+            "-m",
+            "mcp_container.ingest",
+            "mcp_container/corpus",
+            "--collection",
+            "fnirs",
+            "--db",
+            str(runtime.rag_db),
+        ],
+        cwd=ROOT,
+        env=runtime.env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "0 files updated" in done.stderr and "0 chunks embedded" in done.stderr

@@ -14,7 +14,9 @@ async def _list_and_search(url: str, secret: str) -> tuple[set[str], Any]:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"})
     async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
         tools = await client.list_tools()
-        found = await client.call_tool("search_documents", {"query": "motion artefacts", "collection": "fnirs", "top_k": 2})
+        found = await client.call_tool(
+            "search_documents", {"query": "motion artefacts", "collection": "fnirs", "top_k": 2}
+        )
         return {tool.name for tool in tools.tools}, found
 
 
