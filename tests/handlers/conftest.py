@@ -126,8 +126,9 @@ def handlers(aws_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
     runtime, connections, recorder = ScriptedRuntime(), Connections(), Recorder()
     port = int(connections.url.rsplit(":", 1)[1])
+    # The recording server plays the gateway's @connections API.
     stack = Stack(
-        stage=f"inproc{uuid.uuid4().hex[:6]}", gateway_port=port, aws_url=aws_endpoint, runtime_url=runtime.url
+        stage=f"inproc{uuid.uuid4().hex[:6]}", management_port=port, aws_url=aws_endpoint, runtime_url=runtime.url
     )
     stack.start_aws()
     settings = stack.settings
