@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalice import Chalice, Rate, Response
+from chalice import Chalice, CORSConfig, Rate, Response
 from chalice.app import Request, SQSEvent, WebsocketEvent
 
 from chalicelib import agents, auth, executor, runs, validation, websocket
@@ -16,6 +16,10 @@ from chalicelib.telemetry import flush, logger
 app = Chalice(app_name="dynavera")
 # Chalice 1.34 still ships WebSocket support behind this flag; without it `chalice package` refuses.
 app.experimental_feature_flags.update(["WEBSOCKETS"])
+# The web console on CloudFront calls the API from its own origin, and only that origin is
+# answered (a stage setting). `chalice package` reads it too: it writes the OPTIONS answers.
+cors = CORSConfig(allow_origin=settings.console_origin, allow_headers=["Idempotency-Key"], max_age=600) if settings.console_origin else None
+app.api.cors = cors or False
 
 
 @app.middleware("http")
@@ -30,7 +34,12 @@ def http_boundary(request: Request, get_response: Any) -> Response:
         response = error_response(err)
     finally:
         flush()
-    return normalise_response(response)
+    response = normalise_response(response)
+    if cors is not None:
+        # Chalice adds CORS headers to a view's answer only; a refused key must be readable too.
+        for name, value in cors.get_access_control_headers().items():
+            response.headers.setdefault(name, value)
+    return response
 
 
 def _user() -> str:

@@ -28,6 +28,7 @@ class Settings:
     websocket_endpoint: str | None
     execution_deadline_seconds: int
     runtime_attempts: int
+    console_origin: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -51,6 +52,7 @@ class Settings:
             websocket_endpoint=env.get("WEBSOCKET_ENDPOINT") or None,
             execution_deadline_seconds=int(env.get("EXECUTION_DEADLINE_SECONDS", "900")),
             runtime_attempts=int(env.get("RUNTIME_ATTEMPTS", "3")),
+            console_origin=env.get("CONSOLE_ORIGIN", "").rstrip("/") or None,
         )
 
 

@@ -61,7 +61,9 @@ export const useLiveStore = defineStore('live', () => {
   let options: LiveOptions | null = null
   let socket: LiveSocket | null = null
   const cursors = new Map<string, Cursor>()
+  /** Executions subscribed live (again after every reconnect) until their terminal event. */
   const following = new Set<string>()
+  const inFlight = new Map<string, Promise<LiveRun>>()
   const gapTimers = new Map<string, ReturnType<typeof setTimeout>>()
   let inbox: { frame: EventFrame; receivedAt: string }[] = []
   let flushPending = false
@@ -155,7 +157,24 @@ export const useLiveStore = defineStore('live', () => {
 
   function finished(run: LiveRun): void {
     run.stopping = false
-    if (following.delete(run.executionId)) socket?.send({ action: 'unsubscribe', execution_id: run.executionId })
+    if (following.delete(run.executionId)) {
+      socket?.send({ action: 'unsubscribe', execution_id: run.executionId })
+      void recordTerminal(run)
+    }
+  }
+
+  /** A terminal frame carries bounded excerpts and no time; the log keeps the event as stored. */
+  async function recordTerminal(run: LiveRun): Promise<void> {
+    const last = run.events.at(-1)
+    if (!options || !last) return
+    try {
+      const stored = (await options.api.listEvents(run.executionId, last.seq - 1, 1)).events[0]
+      if (stored?.seq !== last.seq || run.events.at(-1) !== last) return
+      run.events = markRaw([...run.events.slice(0, -1), stored])
+      if (stored.event_type === 'completed') run.sources = sourcesOf(stored.content)
+    } catch {
+      // The frame's version stays: the same event, with shorter excerpts.
+    }
   }
 
   function watchGap(executionId: string): void {
@@ -213,19 +232,24 @@ export const useLiveStore = defineStore('live', () => {
   }
 
   /** Loads an execution's record and log over REST, then joins it live from its last seq. */
-  async function follow(executionId: string): Promise<LiveRun> {
+  function follow(executionId: string): Promise<LiveRun> {
     const run = runOf(executionId)
-    if (!options || following.has(executionId) || (run.loaded && isTerminal(run.status))) return run
-    following.add(executionId)
-    try {
-      seed(run, await options.api.getExecution(executionId))
-      await backfill(executionId)
-    } catch (err) {
-      following.delete(executionId)
-      throw err
+    if (!options || following.has(executionId) || (run.loaded && isTerminal(run.status))) return Promise.resolve(run)
+    let loading = inFlight.get(executionId)
+    if (!loading) {
+      loading = load(options.api, run).finally(() => inFlight.delete(executionId))
+      inFlight.set(executionId, loading)
     }
-    if (isTerminal(run.status)) following.delete(executionId)
-    else subscribe(executionId)
+    return loading
+  }
+
+  async function load(api: LiveApi, run: LiveRun): Promise<LiveRun> {
+    seed(run, await api.getExecution(run.executionId))
+    await backfill(run.executionId)
+    if (!isTerminal(run.status)) {
+      following.add(run.executionId)
+      subscribe(run.executionId)
+    }
     return run
   }
 

@@ -189,6 +189,23 @@ describe('the live store', () => {
     expect(run.sources).toHaveLength(1)
   })
 
+  it('keeps the terminal event as stored, full excerpts and time, not as the bounded frame', async () => {
+    const live = connect()
+    await live.follow(EXECUTION_ID)
+    const full = { answer: 'A [1].', sources: [{ source: 'a.md', chunk_id: 'a:0', score: 0.9, text: 'long '.repeat(200) }] }
+    api.log = [eventOf(token(1, 'A [1].')), { seq: 2, event_type: 'completed', content: full, timestamp: '2026-11-26T10:00:02Z' }]
+    socket().deliver(token(1, 'A [1].'), {
+      type: 'execution_completed',
+      execution_id: EXECUTION_ID,
+      seq: 2,
+      output_data: { ...full, sources: [{ ...full.sources[0]!, text: 'long long' }] },
+    })
+    frames.tick()
+    await vi.waitFor(() => expect(live.runs.get(EXECUTION_ID)!.events.at(-1)!.timestamp).toBe('2026-11-26T10:00:02Z'))
+    expect(live.runs.get(EXECUTION_ID)!.sources[0]!.text).toBe(full.sources[0]!.text)
+    expect(seqs(live)).toEqual([1, 2])
+  })
+
   it('ignores frames of executions it does not follow', async () => {
     const live = connect()
     socket().deliver(token(1, 'a'))
