@@ -197,3 +197,48 @@ def test_invalid_json_input_is_refused_before_anything_is_sent(signed_in: Any, c
     page.wait_for_url(re.compile(r"/console/executions/"))
     execution = console_api.get(f"/executions/{page.url.rsplit('/', 1)[-1]}").json()
     assert execution["input_data"] == {"language": "en", "query": "What is fNIRS?"}
+
+
+def test_a_dropped_socket_reconnects_and_resumes_without_loss_or_doubles(context: Any, console_key: str, console_api: Api) -> None:
+    """The browser's socket is cut mid-run (the server side stays up): the console reconnects,
+    says so, resubscribes from the last seq it holds, and ends with exactly the stored log."""
+    agent = make_agent(console_api, "Console drop", max_tokens=2048)
+    connections: list[dict[str, Any]] = []
+
+    def relay(ws: Any) -> None:
+        server = ws.connect_to_server()
+        state: dict[str, Any] = {"sent": [], "events": 0}
+        connections.append(state)
+
+        def to_server(message: str | bytes) -> None:
+            state["sent"].append(json.loads(message))
+            server.send(message)
+
+        def to_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            ws.send(message)
+            if "seq" in frame:
+                state["events"] += 1
+                if len(connections) == 1 and state["events"] == 2:
+                    ws.close(code=4000, reason="cut by the test")
+                    server.close()
+
+        ws.on_message(to_server)
+        server.on_message(to_page)
+
+    page = context.new_page()
+    page.route_web_socket(re.compile(r"/ws\?token="), relay)
+    page.add_init_script(f"localStorage.setItem('dynavera.apiKey', {json.dumps(console_key)})")
+    execution_id = run_from_agent_page(page, agent["agent_id"], "Describe every component of an fNIRS system at length.")
+    expect(page.get_by_text(re.compile(r"Reconnected — resumed from event \d+"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_test_id("connection")).to_contain_text(re.compile("Live|Reconnected"))
+    resumed = [f for f in connections[1]["sent"] if f.get("action") == "subscribe"]
+    assert resumed and resumed[0]["execution_id"] == execution_id and resumed[0]["after"] >= 1
+    count = page.get_by_test_id("event-count")
+    deadline = time.monotonic() + 60
+    while int(count.inner_text()) <= resumed[0]["after"] and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    page.get_by_role("button", name=re.compile("^Stop")).click()
+    expect(page.get_by_test_id("status")).to_have_text(TERMINAL, timeout=30_000)
+    stored = rest_events(console_api, execution_id)
+    assert [e["seq"] for e in export_ndjson(page)] == [e["seq"] for e in stored]

@@ -224,6 +224,7 @@ export const useLiveStore = defineStore('live', () => {
 
   function onOpen(resumed: boolean): void {
     // Every run still followed resumes from the last seq it holds: nothing lost, nothing twice.
+    if (flushPending) flush()
     following.forEach(subscribe)
     if (!resumed) return
     reconnected.value = true
