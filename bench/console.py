@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import uuid
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,7 @@ def synthetic_stream(browser: Any, stack: Stack, key: str) -> dict[str, Any]:
     page.wait_for_timeout(300)
     start, end = page.evaluate("[window.__stream.start, window.__stream.end]")
     frames = [t for t in page.evaluate("window.__frames") if start <= t <= end]
-    gaps = [b - a for a, b in zip(frames, frames[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(frames)]
     tasks = [d for s, d in page.evaluate("window.__longTasks") if start <= s <= end + 100]
     rows = page.get_by_test_id("log-row").count()
     logged = page.get_by_test_id("event-count").inner_text()

@@ -242,3 +242,39 @@ def test_a_dropped_socket_reconnects_and_resumes_without_loss_or_doubles(context
     expect(page.get_by_test_id("status")).to_have_text(TERMINAL, timeout=30_000)
     stored = rest_events(console_api, execution_id)
     assert [e["seq"] for e in export_ndjson(page)] == [e["seq"] for e in stored]
+
+
+def test_edit_rerun_filter_history_and_delete_an_agent(signed_in: Any, console_api: Api) -> None:
+    agent = make_agent(console_api, "Console edit", max_tokens=16)
+    page = signed_in
+    page.goto(f"/console/agents/{agent['agent_id']}")
+    page.get_by_role("link", name="Edit").click()
+    page.get_by_label("Collection").fill("x")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.locator("#agent-collection-error")).to_contain_text("collection")
+    page.get_by_label("Collection").fill("fnirs")
+    page.get_by_label("Name").fill("Console edited")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("heading", name="Console edited")).to_be_visible()
+
+    first = run_from_agent_page(page, agent["agent_id"], "What is a hemodynamic response?")
+    expect(page.get_by_test_id("status")).to_have_text("completed", timeout=120_000)
+    page.get_by_role("button", name="Re-run").click()
+    page.wait_for_url(re.compile(r"/console/executions/(?!" + first + ")"))
+    second = page.url.rsplit("/", 1)[-1]
+    expect(page.get_by_test_id("status")).to_have_text("completed", timeout=120_000)
+    assert console_api.get(f"/executions/{second}").json()["input_data"] == {"query": "What is a hemodynamic response?"}
+
+    page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name="Console edited").click()
+    rows = page.get_by_test_id("history-row")
+    expect(rows).to_have_count(2)
+    expect(rows.first.get_by_role("link")).to_have_attribute("href", f"/console/executions/{second}")
+    page.get_by_label("Status").select_option("failed")
+    expect(rows).to_have_count(0)
+    page.get_by_label("Status").select_option("completed")
+    expect(rows).to_have_count(2)
+
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("button", name="Delete agent").click()
+    expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible()
+    assert console_api.get(f"/agents/{agent['agent_id']}").status_code == 404
