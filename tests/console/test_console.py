@@ -278,3 +278,40 @@ def test_edit_rerun_filter_history_and_delete_an_agent(signed_in: Any, console_a
     page.get_by_role("button", name="Delete agent").click()
     expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible()
     assert console_api.get(f"/agents/{agent['agent_id']}").status_code == 404
+
+
+CONTROLS = "button, a[href], input, select, textarea, [tabindex='0']"
+
+
+def assert_every_control_named(page: Any) -> None:
+    controls = page.locator(CONTROLS)
+    assert controls.count() > 0
+    for i in range(controls.count()):
+        control = controls.nth(i)
+        if control.is_visible():
+            expect(control).to_have_accessible_name(re.compile(r"\S"))
+
+
+def test_keyboard_only_with_named_controls_and_a_polite_status(context: Any, console_key: str, console_api: Api) -> None:
+    agent = make_agent(console_api, "Console keyboard", max_tokens=16)
+    page = context.new_page()
+    page.goto("/console/")
+    page.get_by_label("API key").focus()
+    page.keyboard.type(console_key)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible()
+    assert_every_control_named(page)
+
+    page.goto(f"/console/agents/{agent['agent_id']}")
+    expect(page.get_by_role("heading", name="Console keyboard")).to_be_visible()
+    assert_every_control_named(page)
+    page.get_by_label("Question").focus()
+    page.keyboard.type("What is fNIRS?")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url(re.compile(r"/console/executions/"))
+    expect(page.get_by_test_id("status")).to_have_text("completed", timeout=120_000)
+    announcer = page.get_by_test_id("announcer")
+    expect(announcer).to_have_attribute("aria-live", "polite")
+    expect(announcer).to_have_text("Execution completed.")
+    assert_every_control_named(page)
+    expect(page.get_by_role("log", name=re.compile("Event log"))).to_be_visible()
