@@ -186,13 +186,13 @@ def test_invalid_json_input_is_refused_before_anything_is_sent(signed_in: Any, c
     page.on("request", lambda request: sent.append(request.url) if request.method == "POST" else None)
     page.get_by_label("Question").fill("What is fNIRS?")
     page.get_by_label("Add JSON input").check()
-    page.get_by_label("JSON input").fill('{"language": }')
+    page.get_by_role("textbox", name="JSON input").fill('{"language": }')
     page.get_by_role("button", name="Run").click()
     expect(page.locator("#run-json-error")).to_contain_text("not valid JSON")
-    expect(page.get_by_label("JSON input")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_role("textbox", name="JSON input")).to_have_attribute("aria-invalid", "true")
     assert sent == []
     assert console_api.get(f"/agents/{agent['agent_id']}/executions").json()["executions"] == []
-    page.get_by_label("JSON input").fill('{"language": "en"}')
+    page.get_by_role("textbox", name="JSON input").fill('{"language": "en"}')
     page.get_by_role("button", name="Run").click()
     page.wait_for_url(re.compile(r"/console/executions/"))
     execution = console_api.get(f"/executions/{page.url.rsplit('/', 1)[-1]}").json()
