@@ -61,6 +61,11 @@ export function isTerminal(status: ExecutionStatus): boolean {
   return status === 'completed' || status === 'failed' || status === 'stopped'
 }
 
+/** The last event of every run: completed, error or stopped. */
+export function isTerminalEvent(event: ExecutionEvent | undefined): boolean {
+  return event?.event_type === 'completed' || event?.event_type === 'error' || event?.event_type === 'stopped'
+}
+
 /** The status an execution has once `event` is in its log. */
 export function statusAfter(status: ExecutionStatus, event: ExecutionEvent): ExecutionStatus {
   switch (event.event_type) {

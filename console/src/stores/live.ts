@@ -7,7 +7,17 @@ import { markRaw, reactive, ref } from 'vue'
 import type { Api } from '@/api/rest'
 import { LiveSocket, type ConnectionState, type SocketFactory } from '@/api/socket'
 import type { EventFrame, Execution, ExecutionEvent, ExecutionStatus, InputData, ServerFrame, Source } from '@/api/types'
-import { EMPTY_CURSOR, admit, eventOfFrame, hasGap, isTerminal, sourcesOf, statusAfter, type Cursor } from '@/lib/timeline'
+import {
+  EMPTY_CURSOR,
+  admit,
+  eventOfFrame,
+  hasGap,
+  isTerminal,
+  isTerminalEvent,
+  sourcesOf,
+  statusAfter,
+  type Cursor,
+} from '@/lib/timeline'
 
 export interface LiveRun {
   executionId: string
@@ -150,7 +160,7 @@ export const useLiveStore = defineStore('live', () => {
       if (text) run.answer += text
       run.events = markRaw(run.events.concat(accepted))
       run.lastSeq = cursor.lastSeq
-      if (isTerminal(run.status)) finished(run)
+      if (isTerminalEvent(accepted.at(-1))) finished(run)
     }
     if (hasGap(cursor)) watchGap(executionId)
   }
@@ -235,7 +245,7 @@ export const useLiveStore = defineStore('live', () => {
   /** Loads an execution's record and log over REST, then joins it live from its last seq. */
   function follow(executionId: string): Promise<LiveRun> {
     const run = runOf(executionId)
-    if (!options || following.has(executionId) || (run.loaded && isTerminal(run.status))) return Promise.resolve(run)
+    if (!options || following.has(executionId) || isTerminalEvent(run.events.at(-1))) return Promise.resolve(run)
     let loading = inFlight.get(executionId)
     if (!loading) {
       loading = load(options.api, run).finally(() => inFlight.delete(executionId))
@@ -247,7 +257,8 @@ export const useLiveStore = defineStore('live', () => {
   async function load(api: LiveApi, run: LiveRun): Promise<LiveRun> {
     seed(run, await api.getExecution(run.executionId))
     await backfill(run.executionId)
-    if (!isTerminal(run.status)) {
+    // Joined live until the log holds its terminal event, which can trail the record's status.
+    if (!isTerminalEvent(run.events.at(-1))) {
       following.add(run.executionId)
       subscribe(run.executionId)
     }

@@ -206,6 +206,27 @@ describe('the live store', () => {
     expect(seqs(live)).toEqual([1, 2])
   })
 
+  it('joins live when the record is finished but its log does not hold the terminal event yet', async () => {
+    api.record = { ...api.record, status: 'completed' }
+    api.log = [eventOf(token(1, 'a'))]
+    const live = connect()
+    await live.follow(EXECUTION_ID)
+    expect(socket().sent).toContainEqual({ action: 'subscribe', execution_id: EXECUTION_ID, after: 1 })
+    socket().deliver({ type: 'execution_completed', execution_id: EXECUTION_ID, seq: 2, output_data: { answer: 'a', sources: [] } })
+    frames.tick()
+    expect(seqs(live)).toEqual([1, 2])
+    expect(socket().sent.at(-1)).toEqual({ action: 'unsubscribe', execution_id: EXECUTION_ID })
+  })
+
+  it('does not subscribe to a run whose log is complete', async () => {
+    api.record = { ...api.record, status: 'stopped' }
+    api.log = [eventOf(token(1, 'a')), { seq: 2, event_type: 'stopped', content: {}, timestamp: '2026-11-26T10:00:02Z' }]
+    const live = connect()
+    const run = await live.follow(EXECUTION_ID)
+    expect(run.status).toBe('stopped')
+    expect(socket().sent).toEqual([])
+  })
+
   it('ignores frames of executions it does not follow', async () => {
     const live = connect()
     socket().deliver(token(1, 'a'))
