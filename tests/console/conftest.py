@@ -43,7 +43,9 @@ def console_dist() -> Path:
     return index.parent
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in this thread while it is
+# open, and later suites call asyncio.run().
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium (make test installs Debian's chromium when run as root)")
