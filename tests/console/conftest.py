@@ -84,3 +84,14 @@ def signed_in(context: Any, console_key: str) -> Any:
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Agents", exact=True).wait_for()
     return page
+
+
+@pytest.fixture
+def started(console_api: Api) -> Iterator[list[str]]:
+    """Executions a test started: any still running at its end is stopped, so the next test's
+    runs do not queue behind it on the one runtime."""
+    ids: list[str] = []
+    yield ids
+    for execution_id in ids:
+        response = console_api.post(f"/executions/{execution_id}/stop")
+        assert response.status_code in (202, 409), response.text
