@@ -12,7 +12,7 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install model corpus run test lint bench clean deploy destroy
+.PHONY: install model corpus console console-test chromium run test lint bench clean deploy destroy
 
 install: $(STAMP)
 
@@ -32,10 +32,38 @@ model: $(STAMP)
 corpus: $(STAMP)
 	$(PY) -m mcp_container.ingest mcp_container/corpus --collection fnirs --db $(RAG_DB)
 
-run: model corpus
+# The web console (console/): installed from its lock, rebuilt when a source is newer than the build.
+CONSOLE_MODULES := console/node_modules/.installed
+CONSOLE_BUILD := console/dist/index.html
+CONSOLE_SOURCES := $(shell find console/src console/public -type f 2>/dev/null) \
+	console/index.html console/vite.config.ts console/package-lock.json $(wildcard console/tsconfig*.json)
+
+$(CONSOLE_MODULES): console/package.json console/package-lock.json
+	@command -v npm >/dev/null || { echo "The console needs Node.js 20+ and npm (https://nodejs.org)."; exit 1; }
+	cd console && npm ci --no-audit --no-fund
+	touch $@
+
+$(CONSOLE_BUILD): $(CONSOLE_MODULES) $(CONSOLE_SOURCES)
+	cd console && npm run build
+
+console: $(CONSOLE_BUILD)
+
+# The console's type check and unit tests (Vitest, against a scripted socket).
+console-test: $(CONSOLE_MODULES)
+	cd console && npm run type-check && npm run test:unit
+
+# The browser tests drive Debian's Chromium; installed here when missing and we are root.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "No /usr/bin/chromium and no root to install it: the console's browser tests will be skipped."; fi; \
+	fi
+
+run: model corpus console
 	$(PY) -m local.run
 
-test: model
+test: model console console-test chromium
 	$(PY) -m pytest -q tests
 
 lint: $(STAMP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chalice import Chalice, Rate, Response
+from chalice import Chalice, CORSConfig, Rate, Response
 from chalice.app import Request, SQSEvent, WebsocketAPI, WebsocketEvent
 
 from chalicelib import agents, auth, capacity, executor, runs, telemetry, validation, websocket
@@ -24,6 +24,14 @@ app.websocket_api = WebsocketAPI(env={"AWS_REGION": settings.region})
 app.register_middleware(telemetry.boundary, "all")
 # Routes that answer without an API key.
 PUBLIC_PATHS = {"/health", "/openapi.json"}
+# The web console on CloudFront calls the API from its own origin, and only that origin is
+# answered (a stage setting). `chalice package` reads it too: it writes the OPTIONS answers.
+cors = (
+    CORSConfig(allow_origin=settings.console_origin, allow_headers=["Idempotency-Key"], max_age=600)
+    if settings.console_origin
+    else None
+)
+app.api.cors = cors or False
 
 
 @app.middleware("http")
@@ -37,7 +45,12 @@ def http_boundary(request: Request, get_response: Any) -> Response:
         response = get_response(request)
     except DynaveraError as err:
         response = error_response(err)
-    return normalise_response(response)
+    response = normalise_response(response)
+    if cors is not None:
+        # Chalice adds CORS headers to a view's answer only; a refused key must be readable too.
+        for name, value in cors.get_access_control_headers().items():
+            response.headers.setdefault(name, value)
+    return response
 
 
 def _user() -> str:

@@ -43,6 +43,7 @@ class Settings:
     retry_base_seconds: int
     # X-Ray through Powertools' Tracer: on only inside Lambda with tracing active.
     tracing: bool
+    console_origin: str | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +76,7 @@ class Settings:
             retry_base_seconds=_positive(env, "RETRY_BASE_SECONDS", capacity.RETRY_BASE_SECONDS),
             tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
             and env.get("POWERTOOLS_TRACE_DISABLED", "false").lower() not in ("1", "true"),
+            console_origin=env.get("CONSOLE_ORIGIN", "").rstrip("/") or None,
         )
 
 

@@ -1,6 +1,7 @@
 """The web console in AWS: its stack (infra/console.yaml: a bucket behind CloudFront, outputs
-BucketName, DistributionId, ConsoleUrl), then its built files and the `config.json` that tells
-it the API's URLs, then a CloudFront invalidation so browsers get them."""
+ConsoleBucketName, DistributionId, ConsoleUrl), then its built files under the bucket's
+`console/` prefix (CloudFront serves them at /console/) and the `config.json` that tells it the
+API's URLs, then a CloudFront invalidation so browsers get them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from deploy.plan import INFRA, ROOT, Outputs, Plan, deploy_stack
 
 CONSOLE = ROOT / "console"
 TEMPLATE = INFRA / "console.yaml"
+# CloudFront serves the bucket's console/ objects at /console/ (infra/console.yaml).
+PREFIX = "console/"
 # Vite names the files under assets/ by their content: they may be cached for good.
 IMMUTABLE = "public, max-age=31536000, immutable"
 ALWAYS_CHECK = "no-cache"
@@ -41,13 +44,13 @@ def origin(console_url: str) -> str:
 
 
 def publish(plan: Plan, console: Outputs, api_url: str, ws_url: str, source: Path = CONSOLE) -> None:
-    bucket = console["BucketName"]
+    bucket = console["ConsoleBucketName"]
     plan.command(["npm", "ci"], cwd=source)
     plan.command(["npm", "run", "build"], cwd=source)
     dist = source / "dist"
-    plan.show(["aws", "s3", "sync", "console/dist", f"s3://{bucket}/", "--exclude", "config.json"])
+    plan.show(["aws", "s3", "sync", "console/dist", f"s3://{bucket}/{PREFIX}", "--exclude", "config.json"])
     config = json.dumps({"apiUrl": api_url.rstrip("/"), "wsUrl": ws_url.rstrip("/")})
-    plan.say(f"  $ echo '{config}' | aws s3 cp - s3://{bucket}/config.json --cache-control {ALWAYS_CHECK}")
+    plan.say(f"  $ echo '{config}' | aws s3 cp - s3://{bucket}/{PREFIX}config.json --cache-control {ALWAYS_CHECK}")
     plan.show(
         ["aws", "cloudfront", "create-invalidation", "--distribution-id", console["DistributionId"], "--paths", "/*"]
     )
@@ -57,8 +60,8 @@ def publish(plan: Plan, console: Outputs, api_url: str, ws_url: str, source: Pat
     for path in sorted(p for p in dist.rglob("*") if p.is_file()):
         key = path.relative_to(dist).as_posix()
         if key != "config.json":
-            s3.upload_file(str(path), bucket, key, ExtraArgs=_headers(key))
-    s3.put_object(Bucket=bucket, Key="config.json", Body=config.encode(), **_headers("config.json"))
+            s3.upload_file(str(path), bucket, PREFIX + key, ExtraArgs=_headers(key))
+    s3.put_object(Bucket=bucket, Key=PREFIX + "config.json", Body=config.encode(), **_headers("config.json"))
     plan.client("cloudfront").create_invalidation(
         DistributionId=console["DistributionId"],
         InvalidationBatch={"Paths": {"Quantity": 1, "Items": ["/*"]}, "CallerReference": f"dynavera-{time.time_ns()}"},

@@ -87,7 +87,7 @@ def down(plan: Plan) -> None:
     plan.say(f"\nTearing down stage {plan.stage} in {plan.region}")
     delete_stack(plan, "app")
     if console.present():
-        empty_bucket(plan, "console", "BucketName")
+        empty_bucket(plan, "console", "ConsoleBucketName")
         delete_stack(plan, "console")
     delete_stack(plan, "runtime")
     empty_bucket(plan, "registry", "ArtifactBucketName")

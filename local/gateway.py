@@ -32,6 +32,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chalicelib.errors import error_body
+from local import console
 from local.lambda_runtime import LambdaContext
 
 log = logging.getLogger("dynavera.gateway")
@@ -91,6 +92,8 @@ class Gateway:
         if match is None:
             return _error(404, "not_found", f"No route {request.method} {path}.")
         found, resource = match
+        if request.method == "OPTIONS" and (preflight := self._preflight(resource)) is not None:
+            return preflight
         if request.method not in self.app.routes[resource]:
             allowed = ", ".join(sorted(self.app.routes[resource]))
             return _error(405, "method_not_allowed", f"{request.method} is not allowed on {path}.", {"Allow": allowed})
@@ -107,6 +110,18 @@ class Gateway:
         payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
         headers = {k: v for k, v in (result.get("headers") or {}).items() if k.lower() != "content-length"}
         return Response(payload, status_code=result["statusCode"], headers=headers)
+
+    def _preflight(self, resource: str) -> Response | None:
+        """The answer API Gateway's mock integration gives an OPTIONS request on a CORS route."""
+        entries = self.app.routes[resource]
+        cors = next((entry.cors for entry in entries.values() if entry.cors), None)
+        if cors is None:
+            return None
+        headers = {
+            **cors.get_access_control_headers(),
+            "Access-Control-Allow-Methods": ",".join(sorted([*entries, "OPTIONS"])),
+        }
+        return Response(status_code=200, headers=headers)
 
     def _rest_event(self, request: Request, resource: str, params: dict[str, str], body: bytes) -> dict[str, Any]:
         query: dict[str, list[str]] = {}
@@ -232,6 +247,7 @@ class Gateway:
         public = Starlette(
             routes=[
                 WebSocketRoute("/ws", self.websocket),
+                *console.routes(),
                 Route("/{path:path}", self.rest, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
             ],
             # A path no route matches (Starlette's path pattern stops at a newline) still answers in the contract's shape.

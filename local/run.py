@@ -80,6 +80,7 @@ def main() -> int:
         print(
             f"""
 Dynavera is running.
+  Console      {stack.api_url}/console/
   REST API     {stack.api_url}
   WebSocket    {stack.ws_url}
   Runtime      {stack.runtime_url}   (MCP at {stack.runtime_url}/mcp; secret in build/runtime_secret)

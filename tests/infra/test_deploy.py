@@ -313,19 +313,20 @@ def test_console_files_go_to_its_bucket_with_the_apis_urls_then_cloudfront_is_in
     )["Distribution"]["Id"]
     commands = Commands()
     plan = Plan(stage="consoletest", region=REGION, aws=aws, poll_seconds=1, run_command=commands)
-    outputs = Outputs("dynavera-consoletest-console", {"BucketName": bucket, "DistributionId": distribution})
+    outputs = Outputs("dynavera-consoletest-console", {"ConsoleBucketName": bucket, "DistributionId": distribution})
     api, ws = "https://abc.execute-api.us-east-1.amazonaws.com/dev/", "wss://def.execute-api.us-east-1.amazonaws.com/dev/"
     console.publish(plan, outputs, api, ws, source=tmp_path / "console")
 
     assert commands.ran == [["npm", "ci"], ["npm", "run", "build"]]
     s3 = aws("s3")
-    config = s3.get_object(Bucket=bucket, Key="config.json")
+    # infra/console.yaml serves the bucket's console/ objects at /console/.
+    config = s3.get_object(Bucket=bucket, Key="console/config.json")
     # The console reads these two names (console/src/api/types.ts, ConsoleConfig).
     assert json.loads(config["Body"].read()) == {"apiUrl": api.rstrip("/"), "wsUrl": ws.rstrip("/")}
     assert config["CacheControl"] == "no-cache"
-    index = s3.head_object(Bucket=bucket, Key="index.html")
+    index = s3.head_object(Bucket=bucket, Key="console/index.html")
     assert (index["ContentType"], index["CacheControl"]) == ("text/html", "no-cache")
-    asset = s3.head_object(Bucket=bucket, Key="assets/index-3f9c2ab1.js")
+    asset = s3.head_object(Bucket=bucket, Key="console/assets/index-3f9c2ab1.js")
     assert asset["ContentType"] == "text/javascript" and "immutable" in asset["CacheControl"]
     invalidations = aws("cloudfront").list_invalidations(DistributionId=distribution)["InvalidationList"]
     assert invalidations["Quantity"] == 1

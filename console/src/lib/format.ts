@@ -1,0 +1,28 @@
+// How times and numbers read in the console.
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
+
+export function formatDateTime(iso: string | null | undefined): string {
+  if (!iso) return '—'
+  const date = new Date(iso)
+  return Number.isNaN(date.getTime()) ? iso : dateTime.format(date)
+}
+
+/** HH:MM:SS.mmm, local time: the event log's clock. */
+export function formatClock(iso: string): string {
+  const date = new Date(iso)
+  if (Number.isNaN(date.getTime())) return iso
+  const pad = (n: number, width = 2) => String(n).padStart(width, '0')
+  return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`
+}
+
+export function formatDuration(fromIso: string | null, toIso: string | null): string {
+  if (!fromIso || !toIso) return '—'
+  const ms = new Date(toIso).getTime() - new Date(fromIso).getTime()
+  if (!Number.isFinite(ms) || ms < 0) return '—'
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
