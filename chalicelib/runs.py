@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
@@ -63,6 +64,7 @@ def start(
 ) -> Execution:
     agent = agents.get(user_id, agent_id)
     input_data = validation.input_data(body)
+    validation.fits_context(input_data["query"], agent.config)
     execution_id = new_id()
     if idempotency_key is not None:
         earlier = _claim_idempotency_key(user_id, idempotency_key, agent.agent_id, execution_id)
@@ -87,16 +89,22 @@ def start(
         # wait forever as pending, and its key must be free for the client's retry.
         transition(execution, "failed", Execution.error_message.set("The run could not be queued."))
         if idempotency_key is not None:
-            IdempotencyRecord(f"{user_id}#{idempotency_key}").delete()
+            IdempotencyRecord(idempotency_id(user_id, idempotency_key)).delete()
         raise Unavailable("The run could not be queued; try again.") from err
     return execution
+
+
+def idempotency_id(user_id: str, key: str) -> str:
+    """The record's id. The user id is percent-encoded, so no user id ends where another's key
+    begins (a '#' in it is encoded); ids of plain characters keep the form they always had."""
+    return f"{quote(user_id, safe='')}#{key}"
 
 
 def _claim_idempotency_key(
     user_id: str, key: str, agent_id: str, execution_id: str
 ) -> Execution | None:
     """Record the key for this new execution, or return the execution it already started."""
-    record_id = f"{user_id}#{key}"
+    record_id = idempotency_id(user_id, key)
     record = IdempotencyRecord(
         record_id,
         execution_id=execution_id,

@@ -120,13 +120,21 @@ def input_data(body: Mapping[str, Any]) -> dict[str, Any]:
     data = body["input_data"]
     if not isinstance(data, dict):
         raise Invalid("'input_data' must be an object.")
-    if len(json.dumps(data, separators=(",", ":")).encode()) > contract.MAX_INPUT_BYTES:
+    if len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")) > (
+        contract.MAX_INPUT_BYTES
+    ):
         raise TooLarge(f"'input_data' is over {contract.MAX_INPUT_BYTES // 1024} KiB encoded.")
     if "query" not in data:
         raise Invalid("'input_data.query' is required.")
     with _contract():
         contract.check_query(data["query"])
     return data
+
+
+def fits_context(query: str, config: Mapping[str, Any]) -> None:
+    """Refuse at start a query that, with the agent's system prompt, might not fit the model."""
+    with _contract():
+        contract.check_fits_context(query, config.get("system_prompt") or contract.DEFAULT_SYSTEM_PROMPT)
 
 
 def only_known_parameters(route: str, params: Mapping[str, str] | None) -> None:

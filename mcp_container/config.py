@@ -32,8 +32,8 @@ class Settings:
     # None lets llama.cpp pick; ECS task sizes differ from laptops.
     n_threads: int | None = None
     default_collection: str = DEFAULT_COLLECTION
-    # The model's context window in tokens: SmolLM2 was trained on 8,192.
-    context_tokens: int = 8192
+    # The model's context window in tokens; the API refuses queries that might not fit it.
+    context_tokens: int = contract.CONTEXT_TOKENS
     # What a caller must send as `Authorization: Bearer …` on every route but /health; the
     # server refuses to start without one (see Settings.require_secret).
     secret: str = ""
@@ -60,7 +60,7 @@ class Settings:
             port=_int(env, "DYNAVERA_RUNTIME_PORT", 8001),
             queue_size=_int(env, "DYNAVERA_QUEUE_SIZE", 4),
             n_threads=None if threads is None else _int(env, "DYNAVERA_THREADS", 0),
-            context_tokens=_int(env, "DYNAVERA_CONTEXT_TOKENS", 8192),
+            context_tokens=_int(env, "DYNAVERA_CONTEXT_TOKENS", contract.CONTEXT_TOKENS),
             secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
             allowed_origins=frozenset(
                 o.strip() for o in env.get("DYNAVERA_ALLOWED_ORIGINS", "").split(",") if o.strip()

@@ -24,6 +24,12 @@ TOO_LARGE = "too_large"
 MAX_INPUT_BYTES = 32 * 1024
 MAX_QUERY_CHARS = 4000
 MAX_SYSTEM_PROMPT_CHARS = 4000
+# The model's context window in tokens (SmolLM2 was trained on 8,192). A byte-level tokenizer
+# makes at most one token of a byte, so a question whose UTF-8 bytes, with the system prompt's
+# and room for the chat template, stay within it always fits; retrieved passages are trimmed
+# to whatever room is left by the runtime.
+CONTEXT_TOKENS = 8192
+TEMPLATE_ALLOWANCE = 64
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$"
 DEFAULT_COLLECTION = "fnirs"
 DEFAULT_SYSTEM_PROMPT = (
@@ -65,6 +71,17 @@ def check_query(value: Any) -> str:
     if len(value) > MAX_QUERY_CHARS:
         raise ContractError(f"'input_data.query' must be at most {MAX_QUERY_CHARS} characters.")
     return value
+
+
+def check_fits_context(query: str, system_prompt: str) -> None:
+    """Refuse a question that, with the agent's system prompt, might not fit the model's context."""
+    used = len(query.encode("utf-8")) + len(system_prompt.encode("utf-8")) + TEMPLATE_ALLOWANCE
+    if used > CONTEXT_TOKENS:
+        raise ContractError(
+            f"The query and the agent's system prompt take up to {used} of the model's {CONTEXT_TOKENS} "
+            "context tokens; shorten the query (non-Latin text and emoji count several bytes a character).",
+            TOO_LARGE,
+        )
 
 
 def check_config(value: Any, base: Mapping[str, Any]) -> dict[str, Any]:
