@@ -42,7 +42,7 @@ LIVE_STATUSES = ("pending", "running")
 LOG_PAGE = 500
 # The run's terminal status is written just before its terminal event; a replay that saw the
 # status waits this long for the event.
-TERMINAL_EVENT_WAIT_SECONDS = 3.0
+TERMINAL_EVENT_WAIT_SECONDS = 10.0
 
 
 def frame_for(event: Event) -> dict[str, Any]:

@@ -87,7 +87,7 @@ def start(
     except Exception as err:
         # The execution exists before its message does; one that cannot be queued must not
         # wait forever as pending, and its key must be free for the client's retry.
-        transition(execution, "failed", Execution.error_message.set("The run could not be queued."))
+        end(execution, "failed", "The run could not be queued.")
         if idempotency_key is not None:
             IdempotencyRecord(idempotency_id(user_id, idempotency_key)).delete()
         raise Unavailable("The run could not be queued; try again.") from err

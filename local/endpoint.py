@@ -60,7 +60,8 @@ class MotoServer:
     def start(self, timeout: float = 30.0) -> None:
         port = self.url.rsplit(":", 1)[1]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", port],
+            [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", port],
+            cwd=Path(__file__).resolve().parent.parent,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
