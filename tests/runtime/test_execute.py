@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,25 +120,6 @@ def test_dropped_client_frees_the_model_for_the_next_request(client: httpx.Clien
     follower = start_execution(client, "What is fNIRS?", max_tokens=4)
     assert follower.next_event()["stage"] == "retrieving"  # not queued behind the dropped one
     assert follower.until("result", "error")["type"] == "result"
-
-
-def test_a_waiting_execution_gets_keepalive_lines_and_is_freed_when_its_client_goes(client: httpx.Client) -> None:
-    from mcp_container.server import KEEPALIVE_SECONDS
-
-    running = start_execution(client, "Describe motion artefacts.", **LONG)
-    running.until("token")
-    waiting = start_execution(client, "What is HbR?", max_tokens=4)
-    try:
-        lines = waiting.response.iter_lines()
-        assert json.loads(next(lines))["stage"] == "queued"
-        started = time.monotonic()
-        assert next(lines) == ""  # the keepalive, while the model is busy with the other run
-        assert time.monotonic() - started >= KEEPALIVE_SECONDS * 0.8
-        waiting.close()
-        wait_until_released(client, waiting.execution_id, within=KEEPALIVE_SECONDS + 2)
-    finally:
-        client.post(f"/executions/{running.execution_id}/cancel")
-    assert running.rest()[-1] == {"type": "cancelled"}
 
 
 def test_full_queue_answers_429_and_a_waiting_execution_can_be_cancelled(client: httpx.Client, runtime: Any) -> None:
