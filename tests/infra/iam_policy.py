@@ -52,6 +52,9 @@ PLATFORM_ACTIONS = {
     # app's stack creates each log group, with its retention, so the role never does
     "logs:CreateLogStream": "log-group",
     "logs:PutLogEvents": "log-group",
+    # X-Ray: Lambda sends the segments of every traced invocation ("xray": true in the stages)
+    "xray:PutTraceSegments": "*",
+    "xray:PutTelemetryRecords": "*",
     # the executor's VPC attachment (the AWSLambdaVPCAccessExecutionRole set)
     "ec2:CreateNetworkInterface": "*",
     "ec2:DescribeNetworkInterfaces": "*",

@@ -156,3 +156,9 @@ def test_every_packaged_function_role_carries_the_hand_written_stage_policy(pack
     for role in roles:
         (inline,) = role["Properties"]["Policies"]
         assert inline["PolicyDocument"] == policy
+
+
+def test_every_function_is_traced_with_x_ray(packaged_dev: dict[str, Any]) -> None:
+    assert all(stage.get("xray") is True for stage in chalice_config()["stages"].values())
+    functions = [r for r in packaged_dev["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions and all(f["Properties"].get("Tracing") == "Active" for f in functions)
