@@ -1,0 +1,50 @@
+"""Log lines name the run they are about, also when runs share an executor process: each
+invocation's execution_id is kept per thread (the local poller runs invocations as threads)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+from chalicelib.telemetry import logger
+from tests.fixtures.scripted import HOLD
+from tests.handlers.conftest import Handlers
+from tests.handlers.test_executor import ANSWER, started_run
+from tests.live import wait_until
+
+
+class Lines(logging.Handler):
+    """The JSON lines the service logs, as its own formatter writes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logger.registered_formatter)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_concurrent_runs_log_under_their_own_execution_id(h: Handlers) -> None:
+    runs = [started_run(h) for _ in range(2)]
+    h.runtime.play(ANSWER[0], HOLD, ANSWER[1], ANSWER[3])
+    deliveries = [threading.Thread(target=h.deliver) for _ in runs]
+    for delivery in deliveries:
+        delivery.start()
+    wait_until(lambda: len(h.runtime.requests) == 2, 10, "both runs at the runtime")
+    for _, _, connection_id in runs:
+        h.connections.gone.add(connection_id)  # the next frame to each is answered 410: a log line
+    lines = Lines()
+    logger.addHandler(lines)
+    try:
+        h.runtime.released.set()
+        for delivery in deliveries:
+            delivery.join(10)
+    finally:
+        logger.removeHandler(lines)
+    gone = [line for line in lines.lines if line.get("message") == "connection gone"]
+    assert {line["connection_id"]: line.get("execution_id") for line in gone} == {
+        connection_id: execution_id for _, execution_id, connection_id in runs
+    }
