@@ -128,7 +128,6 @@ class Run:
         done = threading.Event()
         threading.Thread(target=self._watch, args=(stream, done), daemon=True).start()
         try:
-            self.broadcast.refresh()
             self.emit("started", {"agent_id": self.execution.agent_id})
             self._consume(events)
         except runtime_client.RuntimeFailure as err:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,21 @@ def make_stack(name: str, **kwargs: Any) -> Stack:
     return Stack(stage=f"{name}{uuid.uuid4().hex[:6]}", gateway_port=free_port(), **kwargs)
 
 
+@contextmanager
+def running_stack(
+    name: str, sweep_every: float = 60.0, poller_aws_url: str | None = None, **kwargs: Any
+) -> Iterator[Stack]:
+    """A stack of its own stage with its gateway and poller running, stopped however the block ends."""
+    stack = make_stack(name, **kwargs)
+    try:
+        stack.start_aws()
+        stack.start_gateway()
+        stack.start_poller(sweep_every=sweep_every, aws_url=poller_aws_url)
+        yield stack
+    finally:
+        stack.stop()
+
+
 @pytest.fixture(scope="session")
 def rest_stack(aws_endpoint: str) -> Iterator[Stack]:
     """The gateway alone: runs are queued and stay on the queue for the tests to read."""
@@ -84,26 +100,19 @@ def bob(rest_stack: Stack) -> Api:
 @pytest.fixture(scope="session")
 def live_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
     """Gateway and poller on their own stage, running against the real runtime process."""
-    stack = make_stack("live", aws_url=aws_endpoint, runtime_url=runtime.url, runtime_secret=runtime.secret)
-    stack.start_aws()
-    stack.start_gateway()
-    stack.start_poller()
-    yield stack
-    stack.stop()
+    with running_stack("live", aws_url=aws_endpoint, runtime_url=runtime.url, runtime_secret=runtime.secret) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")
 def runtime_down_stack(aws_endpoint: str) -> Iterator[Stack]:
     """A stack whose runtime never answers; runs retry quickly, then fail with a clear message."""
-    stack = make_stack("down", aws_url=aws_endpoint, runtime_url=f"http://127.0.0.1:{free_port()}")
-    stack.extra_env = {
+    extra_env = {
         "RUN_ATTEMPTS": "2",
         "RETRY_BASE_SECONDS": "1",
         "EXECUTION_DEADLINE_SECONDS": "2",
         "PENDING_DEADLINE_SECONDS": "30",
     }
-    stack.start_aws()
-    stack.start_gateway()
-    stack.start_poller(sweep_every=0.5)
-    yield stack
-    stack.stop()
+    runtime_url = f"http://127.0.0.1:{free_port()}"
+    with running_stack("down", 0.5, aws_url=aws_endpoint, runtime_url=runtime_url, extra_env=extra_env) as stack:
+        yield stack

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from local.stack import Stack, free_port, wait_for
-from tests.conftest import Api, create_key, make_stack
+from tests.conftest import Api, create_key, running_stack
 from tests.fixtures.proxy import RuntimeProxy, running
 from tests.live import WsClient, wait_until
 
@@ -55,13 +55,9 @@ def queue_is_empty(stack: Stack, name: str) -> bool:
 def busy_stack(aws_endpoint: str, runtime: Any) -> Iterator[tuple[Stack, RuntimeProxy]]:
     """The runtime behind a proxy that answers 429 to the first six /execute requests."""
     with running(RuntimeProxy([runtime.url], refuse_first=6)) as proxy:
-        stack = make_stack("busy", aws_url=aws_endpoint, runtime_url=proxy.url, runtime_secret=runtime.secret)
-        stack.extra_env = {"RETRY_BASE_SECONDS": "1"}
-        stack.start_aws()
-        stack.start_gateway()
-        stack.start_poller()
-        yield stack, proxy
-        stack.stop()
+        urls = {"aws_url": aws_endpoint, "runtime_url": proxy.url, "runtime_secret": runtime.secret}
+        with running_stack("busy", extra_env={"RETRY_BASE_SECONDS": "1"}, **urls) as stack:
+            yield stack, proxy
 
 
 def test_runs_refused_as_busy_wait_and_then_complete(busy_stack: tuple[Stack, RuntimeProxy]) -> None:
@@ -130,12 +126,9 @@ def balanced_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
     try:
         wait_for(f"http://127.0.0.1:{port}/health", second, 120, "The second runtime")
         with running(RuntimeProxy([runtime.url, f"http://127.0.0.1:{port}"])) as proxy:
-            stack = make_stack("balanced", aws_url=aws_endpoint, runtime_url=proxy.url, runtime_secret=runtime.secret)
-            stack.start_aws()
-            stack.start_gateway()
-            stack.start_poller()
-            yield stack
-            stack.stop()
+            urls = {"aws_url": aws_endpoint, "runtime_url": proxy.url, "runtime_secret": runtime.secret}
+            with running_stack("balanced", **urls) as stack:
+                yield stack
     finally:
         second.terminate()
         second.wait(timeout=10)

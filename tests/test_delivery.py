@@ -15,7 +15,7 @@ import pytest
 
 from bench.taps import Tap
 from local.stack import Stack
-from tests.conftest import Api, create_key, make_stack
+from tests.conftest import Api, create_key, running_stack
 from tests.live import WsClient, seq_frames
 
 TERMINAL_TYPES = {"completed": "execution_completed", "error": "execution_error", "stopped": "execution_stopped"}
@@ -111,14 +111,13 @@ def test_thirty_sockets_subscribing_at_random_moments_each_get_exactly_their_ran
 def tapped_stack(aws_endpoint: str, runtime: Any) -> Any:
     """A stack whose executor reaches the AWS endpoint through a tap that can hold a request."""
     tap = Tap(int(aws_endpoint.rsplit(":", 1)[1]))
-    stack = make_stack("race", aws_url=aws_endpoint, runtime_url=runtime.url, runtime_secret=runtime.secret)
-    stack.start_aws()
-    stack.start_gateway()
-    stack.start_poller(aws_url=tap.url)
-    yield stack, tap
-    for hold in tap.holds:
-        hold.release.set()
-    stack.stop()
+    urls = {"aws_url": aws_endpoint, "runtime_url": runtime.url, "runtime_secret": runtime.secret}
+    with running_stack("race", poller_aws_url=tap.url, **urls) as stack:
+        try:
+            yield stack, tap
+        finally:
+            for hold in tap.holds:
+                hold.release.set()
 
 
 def test_subscribing_while_the_run_ends_still_gets_every_event_once(tapped_stack: Any) -> None:
