@@ -122,3 +122,42 @@ def _number(value: Any, field: str, low: float, high: float, integer: bool) -> A
         kind = "an integer" if integer else "a number"
         raise ContractError(f"'{field}' must be {kind} from {low:g} to {high:g}.")
     return value
+
+
+# Collections and documents (DESIGN.md §3, §6): what the API, the indexer and the runtime agree on.
+# The API writes a document's row and presigns its upload; S3 notifies the ingest queue; the
+# indexer alone writes the index (the Chroma server) and the chunks in S3; the runtime reads it.
+DOCUMENT_STATUSES = ("awaiting_upload", "queued", "extracting", "embedding", "indexed", "failed", "deleting")
+DOCUMENT_FAILURES = {
+    "too_large": "The file is larger than 50 MiB, or than the size it was announced with.",
+    "unsupported_type": "Only .md, .txt and .pdf files can be indexed.",
+    "encrypted_pdf": "This PDF is encrypted; upload a copy without a password.",
+    "not_text": "This file is not UTF-8 text (it may be binary).",
+    "no_text": "No text could be extracted (a scanned or blank PDF?).",
+    "too_many_chunks": "The document makes more chunks than one document may have.",
+    "extract_timeout": "Extracting the text took too long.",
+    "upload_expired": "The file was not uploaded within an hour of asking to.",
+}
+DOCUMENT_TYPES = (".md", ".txt", ".pdf")
+MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
+MAX_DOCUMENT_CHUNKS = 20_000
+UPLOAD_EXPIRY_SECONDS = 3600
+# Ingest-queue messages besides S3's ObjectCreated notifications (which arrive URL-encoded, and
+# after an s3:TestEvent): the API asks the indexer to remove what it indexed.
+DELETE_DOCUMENT = "delete_document"  # {"action", "collection_id", "document_id"}
+DELETE_COLLECTION = "delete_collection"  # {"action", "collection_id"}
+
+
+def chroma_collection_name(collection_id: str) -> str:
+    """The index's name for a collection: derived from its id, never from a user's string."""
+    return "c-" + collection_id.replace("-", "")
+
+
+def upload_key(user_id: str, collection_id: str, document_id: str) -> str:
+    """Where a document's original lies in the bucket: under its collection, never a user's path."""
+    return f"uploads/{user_id}/{collection_id}/{document_id}"
+
+
+def chunks_key(collection_id: str, document_id: str) -> str:
+    """The document's chunks with their vectors, one JSON object a line, gzipped."""
+    return f"chunks/{collection_id}/{document_id}.jsonl.gz"

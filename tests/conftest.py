@@ -43,12 +43,14 @@ class Api:
 
 @pytest.fixture(scope="session")
 def aws_endpoint() -> Iterator[str]:
-    server = endpoint.ensure_endpoint(endpoint.DEFAULT_URL)
+    # DYNAVERA_TEST_AWS_URL lets two checkouts run their suites at once, each on its own endpoint.
+    url = os.environ.get("DYNAVERA_TEST_AWS_URL", endpoint.DEFAULT_URL)
+    server = endpoint.ensure_endpoint(url)
     # The tests' own boto3 clients reach the endpoint with its dummy credentials.
-    local = endpoint.aws_environment(endpoint.DEFAULT_URL, "")
+    local = endpoint.aws_environment(url, "")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         os.environ.setdefault(name, local[name])
-    yield endpoint.DEFAULT_URL
+    yield url
     if server is not None:
         server.stop()
 
