@@ -73,14 +73,16 @@ bench: model corpus
 	$(PY) bench/run.py $(if $(FULL),--full)
 
 # DRY_RUN=1 prints every command and writes the final templates (build/deploy/STAGE/) without
-# calling AWS. REGION, RUNTIME_SIZE (e.g. 2vCPU-4GB), MIN_TASKS, MAX_TASKS, ALARM_TOPIC_ARN are optional.
+# calling AWS. REGION, RUNTIME_SIZE (e.g. 2vCPU-4GB), MIN_TASKS, MAX_TASKS, ALARM_TOPIC_ARN are optional;
+# DEMO=1 then uploads the shipped corpus for a demo user through the API.
 DEPLOY_OPTIONS = $(if $(REGION),--region $(REGION)) $(if $(DRY_RUN),--dry-run)
 deploy: $(STAMP)
 	@test -n "$(STAGE)" -a -n "$(VPC_ID)" -a -n "$(SUBNETS)" || \
 	  { echo "usage: make deploy STAGE=dev VPC_ID=vpc-… SUBNETS=subnet-…,subnet-… [DRY_RUN=1]"; exit 2; }
 	$(PY) -m deploy up --stage $(STAGE) --vpc-id $(VPC_ID) --subnets $(SUBNETS) $(DEPLOY_OPTIONS) \
 	  $(if $(RUNTIME_SIZE),--runtime-size $(RUNTIME_SIZE)) $(if $(MIN_TASKS),--min-tasks $(MIN_TASKS)) \
-	  $(if $(MAX_TASKS),--max-tasks $(MAX_TASKS)) $(if $(ALARM_TOPIC_ARN),--alarm-topic-arn $(ALARM_TOPIC_ARN))
+	  $(if $(MAX_TASKS),--max-tasks $(MAX_TASKS)) $(if $(ALARM_TOPIC_ARN),--alarm-topic-arn $(ALARM_TOPIC_ARN)) \
+	  $(if $(DEMO),--demo)
 
 destroy: $(STAMP)
 	@test -n "$(STAGE)" || { echo "usage: make destroy STAGE=dev [DRY_RUN=1]"; exit 2; }

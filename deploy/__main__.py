@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
             command.add_argument("--min-tasks")
             command.add_argument("--max-tasks")
             command.add_argument("--alarm-topic-arn", help="SNS topic the alarms notify")
+            command.add_argument(
+                "--demo", action="store_true", help="then upload the shipped corpus for a demo user, through the API"
+            )
     return root
 
 
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = {
                 param: str(getattr(args, option)) for option, param in RUNTIME_OPTIONS.items() if getattr(args, option)
             }
-            rollout.up(plan, args.vpc_id, subnets, extra)
+            rollout.up(plan, args.vpc_id, subnets, extra, with_demo=args.demo)
         else:
             rollout.down(plan)
     except DeployError as err:

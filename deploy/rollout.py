@@ -1,5 +1,6 @@
-"""The rollout, in order: data stack, registry, runtime image, runtime stack, console stack,
-the Chalice app, the console's files; and the teardown, in the reverse order."""
+"""The rollout, in order: data stack, registry, runtime image, runtime stack, store stack,
+console stack, the Chalice app, the console's files (and, for a demo, the shipped corpus); and
+the teardown, in the reverse order."""
 
 from __future__ import annotations
 
@@ -7,30 +8,30 @@ import shutil
 from collections.abc import Sequence
 
 from cli import stages
-from deploy import app_template, console, image
+from deploy import app_template, console, demo, image, store
 from deploy.plan import INFRA, DeployError, Plan, delete_stack, deploy_stack, empty_bucket, stack_name
 
 
 def deploy_data(plan: Plan) -> None:
-    plan.say("\n[1/7] data: DynamoDB tables, runs queue and its DLQ")
+    plan.say("\n[1/8] data: DynamoDB tables, runs queue and its DLQ")
     deploy_stack(plan, "data", {"Stage": plan.stage}, template=INFRA / "data.yaml")
 
 
 def deploy_registry(plan: Plan) -> None:
-    plan.say("\n[2/7] registry: the runtime image repository and the artifact bucket")
+    plan.say("\n[2/8] registry: the runtime image repository and the artifact bucket")
     deploy_stack(plan, "registry", {"Stage": plan.stage}, template=INFRA / "registry.yaml")
 
 
 def publish_runtime_image(plan: Plan) -> str:
     tag = image.content_tag()
-    plan.say(f"\n[3/7] runtime image, tagged by content: {tag}")
+    plan.say(f"\n[3/8] runtime image, tagged by content: {tag}")
     registry = plan.stack_outputs("registry")
     image.publish_image(plan, registry["RepositoryName"], registry["RepositoryUri"], tag)
     return tag
 
 
 def deploy_runtime(plan: Plan, vpc_id: str, subnets: Sequence[str], image_tag: str, extra: dict[str, str]) -> None:
-    plan.say("\n[4/7] runtime: ECS service behind an internal ALB, autoscaling, alarms")
+    plan.say("\n[4/8] runtime: ECS service behind an internal ALB, autoscaling, alarms")
     parameters = {
         "Stage": plan.stage,
         "VpcId": vpc_id,
@@ -41,16 +42,21 @@ def deploy_runtime(plan: Plan, vpc_id: str, subnets: Sequence[str], image_tag: s
     deploy_stack(plan, "runtime", parameters, template=INFRA / "runtime.yaml", capabilities=("CAPABILITY_IAM",))
 
 
+def deploy_store(plan: Plan, vpc_id: str, subnets: Sequence[str], image_tag: str, alarm_topic_arn: str) -> None:
+    plan.say("\n[5/8] store: the Chroma server on EFS and the indexer, in the runtime's cluster")
+    store.deploy(plan, vpc_id, subnets, image_tag, alarm_topic_arn)
+
+
 def deploy_console_stack(plan: Plan) -> str:
     if not console.present():
-        plan.say("\n[5/7] console: no console/ or infra/console.yaml in this checkout; skipped")
+        plan.say("\n[6/8] console: no console/ or infra/console.yaml in this checkout; skipped")
         return ""
-    plan.say("\n[5/7] console: bucket and CloudFront distribution")
+    plan.say("\n[6/8] console: bucket and CloudFront distribution")
     return console.deploy_console_stack(plan)["ConsoleUrl"]
 
 
 def deploy_app(plan: Plan, console_origin: str) -> None:
-    plan.say("\n[6/7] app: chalice package --merge-template, then its stack (REST, WebSocket, Lambdas)")
+    plan.say("\n[7/8] app: chalice package --merge-template, then its stack (REST, WebSocket, Lambdas)")
     template = app_template.package(plan)
     plan.say(f"  final template: {template}")
     bucket = plan.stack_outputs("registry")["ArtifactBucketName"]
@@ -60,12 +66,18 @@ def deploy_app(plan: Plan, console_origin: str) -> None:
 def publish_console(plan: Plan) -> None:
     if not console.present():
         return
-    plan.say("\n[7/7] console files and config.json")
+    plan.say("\n[8/8] console files and config.json")
     app = plan.stack_outputs("app")
     console.publish(plan, plan.stack_outputs("console"), app["EndpointURL"], app["WebsocketConnectEndpointURL"])
 
 
-def up(plan: Plan, vpc_id: str, subnets: Sequence[str], runtime_parameters: dict[str, str] | None = None) -> None:
+def up(
+    plan: Plan,
+    vpc_id: str,
+    subnets: Sequence[str],
+    runtime_parameters: dict[str, str] | None = None,
+    with_demo: bool = False,
+) -> None:
     if len(subnets) < 2:
         raise DeployError(
             "SUBNETS needs at least two private subnets in different Availability Zones, comma-separated."
@@ -76,9 +88,12 @@ def up(plan: Plan, vpc_id: str, subnets: Sequence[str], runtime_parameters: dict
     deploy_registry(plan)
     tag = publish_runtime_image(plan)
     deploy_runtime(plan, vpc_id, subnets, tag, runtime_parameters or {})
+    deploy_store(plan, vpc_id, subnets, tag, (runtime_parameters or {}).get("AlarmTopicArn", ""))
     console_url = deploy_console_stack(plan)
     deploy_app(plan, console.origin(console_url))
     publish_console(plan)
+    if with_demo:
+        demo.upload_corpus(plan)
     _report(plan, console_url)
 
 
@@ -89,6 +104,7 @@ def down(plan: Plan) -> None:
     if console.present():
         empty_bucket(plan, "console", "ConsoleBucketName")
         delete_stack(plan, "console")
+    delete_stack(plan, "store")
     delete_stack(plan, "runtime")
     empty_bucket(plan, "registry", "ArtifactBucketName")
     image.delete_images(plan)

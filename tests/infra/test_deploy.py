@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
-from deploy import app_template, console, image, rollout
-from deploy.plan import Plan
+from deploy import app_template, console, image, rollout, store
+from deploy.plan import DeployError, Outputs, Plan
 from tests.infra.conftest import DRY_RUN_SUBNETS, REGION, ROOT, DryRun, create_stack, template
 from tests.infra.iam_policy import ACCOUNT, allows, load_policy
 
@@ -67,6 +67,7 @@ def test_dry_run_prints_the_rollout_in_order_and_calls_no_aws(dry_run: DryRun) -
         "docker build",
         "docker push",
         "aws cloudformation deploy --stack-name dynavera-dev-runtime",
+        "aws cloudformation deploy --stack-name dynavera-dev-store",
         "chalice package --stage dev --merge-template",
         "aws cloudformation package",
         "aws cloudformation deploy --stack-name dynavera-dev-app",
@@ -292,8 +293,6 @@ def test_deploy_refuses_too_few_subnets_and_unknown_stages(tmp_path: Path) -> No
 def test_console_files_go_to_its_bucket_with_the_apis_urls_then_cloudfront_is_invalidated(
     aws: Callable[[str], Any], tmp_path: Path
 ) -> None:
-    from deploy.plan import Outputs
-
     dist = tmp_path / "console" / "dist"
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<!doctype html><div id=app></div>")
@@ -331,6 +330,115 @@ def test_console_files_go_to_its_bucket_with_the_apis_urls_then_cloudfront_is_in
     assert invalidations["Quantity"] == 1
 
 
+def _with_documents_outputs(aws: Callable[[str], Any], plan: Plan) -> Outputs:
+    """The data stack's outputs, with a bucket and an ingest queue standing in for the documents
+    bucket and queue while infra/data.yaml does not declare them yet (issue 15 adds them)."""
+    data = plan.stack_outputs("data")
+    if "DocumentsBucketName" not in data:
+        bucket = f"dynavera-{plan.stage}-documents-standin"
+        aws("s3").create_bucket(Bucket=bucket)
+        data["DocumentsBucketName"] = bucket
+    if "IngestQueueName" not in data:
+        data["IngestQueueName"] = f"dynavera-{plan.stage}-ingest-standin"
+        aws("sqs").create_queue(QueueName=data["IngestQueueName"])
+    return data
+
+
+def test_the_store_stack_is_created_in_the_runtimes_cluster_from_the_stacks_before_it(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any]
+) -> None:
+    plan: Plan = rolled_out["plan"]
+    data = _with_documents_outputs(aws, plan)
+    assert store.is_new(plan)
+    parameters = store.parameters(plan, rolled_out["vpc_id"], rolled_out["subnets"], rolled_out["tag"])
+    runtime = plan.stack_outputs("runtime")
+    assert parameters["ClusterName"] == runtime["ClusterName"]
+    assert parameters["RuntimeSecurityGroupId"] == runtime["RuntimeSecurityGroupId"]
+    assert (parameters["DocumentsBucketName"], parameters["IngestQueueName"]) == (data["DocumentsBucketName"], data["IngestQueueName"])
+    assert parameters["ImageTag"] == rolled_out["tag"], "Chroma and the indexer run the runtime's image"
+    assert "AlarmTopicArn" not in parameters, "no topic given: the template's default (none)"
+    topic = "arn:aws:sns:us-east-1:123456789012:ops"
+    assert store.parameters(plan, rolled_out["vpc_id"], rolled_out["subnets"], rolled_out["tag"], topic)["AlarmTopicArn"] == topic
+    # As deploy_stack would, with what moto's CloudFormation cannot resolve taken out (conftest).
+    created = create_stack(aws("cloudformation"), "dynavera-deploytest-store", "store.yaml", parameters)
+    (service,) = aws("ecs").describe_services(cluster=runtime["ClusterName"], services=[created["IndexerServiceName"]])["services"]
+    indexer = aws("ecs").describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert indexer["containerDefinitions"][0]["image"].endswith(f"/dynavera-deploytest-runtime:{rolled_out['tag']}")
+    assert not store.is_new(plan), "a store deployed again keeps its index: no rebuild"
+
+
+class EcsRunning:
+    """moto's RunTask answers 500 on a task definition its CloudFormation made (it keeps no
+    container memory), and moto runs no container: this stands in for ECS running one indexer
+    task to its end with `exit_code`, recording what it was asked."""
+
+    def __init__(self, exit_code: int = 0, failures: list[dict[str, str]] | None = None) -> None:
+        self.exit_code, self.failures = exit_code, failures or []
+        self.runs: list[dict[str, Any]] = []
+
+    def run_task(self, **request: Any) -> dict[str, Any]:
+        self.runs.append(request)
+        tasks = [] if self.failures else [{"taskArn": "arn:aws:ecs:us-east-1:123456789012:task/c/rebuild"}]
+        return {"tasks": tasks, "failures": self.failures}
+
+    def get_waiter(self, name: str) -> Any:
+        assert name == "tasks_stopped"
+        return type("Stopped", (), {"wait": lambda self, **kwargs: None})()
+
+    def describe_tasks(self, cluster: str, tasks: list[str]) -> dict[str, Any]:
+        return {"tasks": [{"taskArn": tasks[0], "lastStatus": "STOPPED", "containers": [{"name": "indexer", "exitCode": self.exit_code}]}]}
+
+
+def _store_plan(aws: Callable[[str], Any], ecs: EcsRunning, rolled_out: dict[str, Any]) -> Plan:
+    plan = Plan(stage="deploytest", region=REGION, aws=lambda s: ecs if s == "ecs" else aws(s), poll_seconds=1)
+    plan.outputs.update(rolled_out["plan"].outputs)
+    plan.outputs["dynavera-deploytest-store"] = Outputs("dynavera-deploytest-store", {"IndexerSecurityGroupId": "sg-0indexer"})
+    return plan
+
+
+def test_a_new_store_has_its_index_rebuilt_by_one_indexer_task(aws: Callable[[str], Any], rolled_out: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    ecs = EcsRunning()
+    store.rebuild_index(_store_plan(aws, ecs, rolled_out), rolled_out["subnets"])
+    (run,) = ecs.runs
+    assert run["cluster"] == rolled_out["plan"].stack_outputs("runtime")["ClusterName"]
+    assert (run["taskDefinition"], run["launchType"]) == ("dynavera-deploytest-indexer", "FARGATE")
+    assert run["overrides"] == {"containerOverrides": [{"name": "indexer", "command": ["python", "-m", "mcp_container.indexer", "rebuild"]}]}
+    network = run["networkConfiguration"]["awsvpcConfiguration"]
+    assert network == {"subnets": rolled_out["subnets"], "securityGroups": ["sg-0indexer"], "assignPublicIp": "DISABLED"}
+    # The container's name is the template's, or ECS refuses the override.
+    (container,) = template("store.yaml")["Resources"]["IndexerTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert container["Name"] == store.INDEXER_CONTAINER
+    assert "the index is rebuilt" in capsys.readouterr().out
+
+
+def test_a_rebuild_that_fails_or_cannot_start_stops_the_rollout_naming_where_to_look(aws: Callable[[str], Any], rolled_out: dict[str, Any]) -> None:
+    with pytest.raises(DeployError, match="/dynavera/deploytest/indexer"):
+        store.rebuild_index(_store_plan(aws, EcsRunning(exit_code=1), rolled_out), rolled_out["subnets"])
+    refused = EcsRunning(failures=[{"reason": "RESOURCE:ENI"}])
+    with pytest.raises(DeployError, match="RESOURCE:ENI"):
+        store.rebuild_index(_store_plan(aws, refused, rolled_out), rolled_out["subnets"])
+
+
+def test_dry_run_wires_the_store_from_the_runtime_and_data_stacks(dry_run: DryRun) -> None:
+    (line,) = [line for line in dry_run.stdout.splitlines() if "--stack-name dynavera-dev-store" in line]
+    wired = {"ClusterName": "runtime", "RuntimeSecurityGroupId": "runtime", "DocumentsBucketName": "data", "IngestQueueName": "data"}
+    for name, stack in wired.items():
+        assert f"{name}=<dynavera-dev-{stack}.{name}>" in line, name
+    assert f"ImageTag={image.content_tag()}" in line and "CAPABILITY_IAM" in line
+    # A dry run cannot tell whether the store is new: it shows the rebuild a new one gets.
+    assert "aws ecs run-task --cluster '<dynavera-dev-runtime.ClusterName>' --task-definition dynavera-dev-indexer" in dry_run.stdout
+
+
+def test_a_demo_deploy_uploads_the_shipped_corpus_through_the_api(capsys: pytest.CaptureFixture[str]) -> None:
+    from deploy import demo
+
+    demo.upload_corpus(Plan(stage="dev", region=REGION, dry_run=True, aws=lambda service: None))
+    commands = [line.strip()[2:] for line in capsys.readouterr().out.splitlines() if line.strip().startswith("$ ")]
+    assert commands[0].startswith("./dynavera keys create demo --stage dev")
+    assert commands[1:] == ["./dynavera collections create fnirs", "./dynavera upload mcp_container/corpus --collection fnirs"]
+    assert sorted(demo.CORPUS.glob("*.md")), "the corpus ships with the repository"
+
+
 def test_destroy_deletes_every_stack_of_the_stage_in_reverse_order(
     aws: Callable[[str], Any], rolled_out: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -344,7 +452,7 @@ def test_destroy_deletes_every_stack_of_the_stage_in_reverse_order(
         for line in capsys.readouterr().out.splitlines()
         if "cloudformation delete-stack" in line
     ]
-    assert deleted == ["app", *(["console"] if console.present() else []), "runtime", "registry", "data"]
+    assert deleted == ["app", *(["console"] if console.present() else []), "store", "runtime", "registry", "data"]
     assert bucket not in {b["Name"] for b in aws("s3").list_buckets()["Buckets"]}
 
 

@@ -1,12 +1,14 @@
 """The runtime image cannot be built here (no Docker engine), so check what each of its stages
-copies: the build stage everything it prepares the models with, the final stage what serves."""
+copies: the build stage everything it prepares the models with, the final stage what runs (the
+runtime, the Chroma server and the indexer), and no collection anywhere."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-CONTEXT = Path(__file__).resolve().parents[2] / "mcp_container"  # the build context: docker build mcp_container
+ROOT = Path(__file__).resolve().parents[2]
+CONTEXT = ROOT / "mcp_container"  # the build context: docker build mcp_container
 DOCKERFILE = CONTEXT / "Dockerfile"
 HEAVY = ("torch", "transformers", "sentence-transformers", "onnx==", "scipy", "scikit-learn", "sympy", "gguf")
 
@@ -63,10 +65,39 @@ def test_every_file_each_stage_copies_exists_in_the_build_context() -> None:
 
 def test_the_image_is_healthchecked_non_root_and_prepares_the_model_at_build_time() -> None:
     build, final = ("\n".join(" ".join(words) for words in stage) for stage in stages())
-    assert "mcp_container.setup_model" in build and "mcp_container.ingest" in build
+    assert "mcp_container.setup_model" in build
     assert "HEALTHCHECK" in final and "/health" in final
     assert "\nUSER " in final
-    assert "build/models" in final and "build/rag_db" in final
+    assert "build/models" in final
+
+
+def test_the_image_holds_no_collection() -> None:
+    # Documents are uploaded through the API into S3 and the Chroma server (DESIGN §1): nothing
+    # ingested at build, no corpus copied, no embedded index shipped.
+    text = "\n".join(" ".join(words) for stage in stages() for words in stage)
+    assert "mcp_container.ingest" not in text and "rag_db" not in text
+    assert not [s for stage in stages() for s in copied_sources(stage) if s.startswith("corpus")]
+    ignored = (CONTEXT / ".dockerignore").read_text().split()
+    assert "corpus/" in ignored, "the corpus would still change the image's content tag"
+
+
+def test_the_final_stage_runs_the_runtime_the_chroma_server_and_the_indexer() -> None:
+    _, final = stages()
+    # Every module is there, so `python -m mcp_container.indexer` is as the runtime is.
+    assert {p.name for p in CONTEXT.glob("*.py")} <= copied_sources(final)
+    serve = _pins(CONTEXT / "requirements-serve.txt")
+    # `chroma run` is the chromadb wheel's own command: the server is the clients' version.
+    assert "chromadb" in serve
+    assert {"pypdf", "boto3"} <= set(serve), "the indexer reads PDFs and talks to S3, SQS and DynamoDB"
+    assert _pins(ROOT / "requirements-dev.txt")["boto3"] == serve["boto3"]
+    default = [words for words in final if words[0].upper() == "CMD"]
+    assert default == [["CMD", '["python",', '"-m",', '"mcp_container"]']]
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """name → version of a requirements file's `name==version` lines."""
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return dict(line.lower().split("==", 1) for line in lines if "==" in line)
 
 
 def test_the_build_stage_has_every_module_and_the_final_stage_every_module_it_serves_with() -> None:
