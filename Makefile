@@ -7,23 +7,44 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# `make deploy` needs only the Lambda's packages and the deploy tools, not the runtime's.
+DEPLOY_STAMP := $(VENV)/.deploy-installed
 RAG_DB := build/rag_db
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install model corpus console console-test chromium run test lint bench clean deploy destroy
+.PHONY: install deploy-tools checkov model corpus console console-test chromium run test lint bench clean deploy destroy stage
 
 install: $(STAMP)
 
 # torch first and pinned: the CPU build lies on this machine's disk; a bare "torch" pulls CUDA.
-$(STAMP): requirements.txt requirements-dev.txt mcp_container/requirements.txt mcp_container/requirements-serve.txt mcp_container/requirements-model.txt
+$(STAMP): requirements.txt requirements-deploy.txt requirements-dev.txt mcp_container/requirements.txt mcp_container/requirements-serve.txt mcp_container/requirements-model.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -r requirements-dev.txt -r mcp_container/requirements.txt
 	$(PIP) install --quiet --no-deps -r mcp_container/requirements-model.txt
 	touch $(STAMP)
+
+deploy-tools: $(DEPLOY_STAMP)
+
+$(DEPLOY_STAMP): requirements.txt requirements-deploy.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements-deploy.txt
+	touch $(DEPLOY_STAMP)
+
+# checkov, in a virtualenv of its own (requirements-checkov.txt says why); it scans offline.
+CHECKOV_VENV := build/tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+checkov: $(CHECKOV)
+
+$(CHECKOV): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV)
 
 # Prepares the GGUF (pre-tokenizer fixed for GPT4All) and the embedder; a no-op once done.
 model: $(STAMP)
@@ -63,7 +84,7 @@ chromium:
 run: model corpus console
 	$(PY) -m local.run
 
-test: model console console-test chromium
+test: model console console-test chromium checkov
 	$(PY) -m pytest -q tests
 
 lint: $(STAMP)
@@ -73,20 +94,27 @@ bench: model corpus
 	$(PY) bench/run.py $(if $(FULL),--full)
 
 # DRY_RUN=1 prints every command and writes the final templates (build/deploy/STAGE/) without
-# calling AWS. REGION, RUNTIME_SIZE (e.g. 2vCPU-4GB), MIN_TASKS, MAX_TASKS, ALARM_TOPIC_ARN are optional;
-# DEMO=1 then uploads the shipped corpus for a demo user through the API.
-DEPLOY_OPTIONS = $(if $(REGION),--region $(REGION)) $(if $(DRY_RUN),--dry-run)
-deploy: $(STAMP)
+# calling AWS; YES=1 applies each stack's change set without asking (CI). REGION (else AWS_REGION,
+# then the profile's), RUNTIME_SIZE (e.g. 2vCPU-4GB), MIN_TASKS, MAX_TASKS, ALARM_TOPIC_ARN are
+# optional; a re-run without them keeps the values the stacks have. DEMO=1 then uploads the
+# shipped corpus for a demo user through the API.
+DEPLOY_OPTIONS = $(if $(REGION),--region $(REGION)) $(if $(DRY_RUN),--dry-run) $(if $(YES),--yes)
+deploy: $(DEPLOY_STAMP)
 	@test -n "$(STAGE)" -a -n "$(VPC_ID)" -a -n "$(SUBNETS)" || \
-	  { echo "usage: make deploy STAGE=dev VPC_ID=vpc-… SUBNETS=subnet-…,subnet-… [DRY_RUN=1]"; exit 2; }
+	  { echo "usage: make deploy STAGE=dev VPC_ID=vpc-… SUBNETS=subnet-…,subnet-… [DRY_RUN=1] [YES=1]"; exit 2; }
 	$(PY) -m deploy up --stage $(STAGE) --vpc-id $(VPC_ID) --subnets $(SUBNETS) $(DEPLOY_OPTIONS) \
 	  $(if $(RUNTIME_SIZE),--runtime-size $(RUNTIME_SIZE)) $(if $(MIN_TASKS),--min-tasks $(MIN_TASKS)) \
 	  $(if $(MAX_TASKS),--max-tasks $(MAX_TASKS)) $(if $(ALARM_TOPIC_ARN),--alarm-topic-arn $(ALARM_TOPIC_ARN)) \
 	  $(if $(DEMO),--demo)
 
-destroy: $(STAMP)
-	@test -n "$(STAGE)" || { echo "usage: make destroy STAGE=dev [DRY_RUN=1]"; exit 2; }
+destroy: $(DEPLOY_STAMP)
+	@test -n "$(STAGE)" || { echo "usage: make destroy STAGE=dev [DRY_RUN=1] [YES=1]"; exit 2; }
 	$(PY) -m deploy down --stage $(STAGE) $(DEPLOY_OPTIONS)
+
+# A new stage: its .chalice/config.json entry and policy, made from the dev stage's.
+stage: $(DEPLOY_STAMP)
+	@test -n "$(STAGE)" || { echo "usage: make stage STAGE=qa"; exit 2; }
+	$(PY) -m deploy stage --stage $(STAGE)
 
 clean:
 	rm -rf build .pytest_cache

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.settings import current
+from chalicelib.settings import Settings, current
 from chalicelib.telemetry import logger, trace_headers
 
 if TYPE_CHECKING:
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 # Answers that mean "not now": queue full, still loading, this execution already admitted.
 BUSY_STATUSES = {429: "busy", 503: "still loading", 409: "still holding an earlier attempt of this run"}
+
+
+# Powertools' cache of the secret; the client is cached for the container's life anyway.
+SECRET_MAX_AGE_SECONDS = 3600
 
 
 class RuntimeFailure(Exception):
@@ -40,8 +44,20 @@ def _client() -> httpx.Client:
 
     # Reads may pause for as long as the model takes between tokens; connects must be quick.
     settings = current()
-    headers = {"Authorization": f"Bearer {settings.runtime_secret}"} if settings.runtime_secret else {}
+    secret = _runtime_secret(settings)
+    headers = {"Authorization": f"Bearer {secret}"} if secret else {}
     return httpx.Client(base_url=settings.mcp_agent_url, headers=headers, timeout=httpx.Timeout(60.0, connect=2.0))
+
+
+def _runtime_secret(settings: Settings) -> str:
+    """The runtime's bearer secret: given outright locally; in AWS read from Secrets Manager once
+    per container (the client holding it is cached), so no function setting shows it in plain text."""
+    if settings.runtime_secret_arn is None:
+        return settings.runtime_secret
+    # Imported here: Powertools' parameters bring boto3, which only the executor's first run needs.
+    from aws_lambda_powertools.utilities import parameters
+
+    return str(parameters.get_secret(settings.runtime_secret_arn, max_age=SECRET_MAX_AGE_SECONDS))
 
 
 def reset() -> None:

@@ -36,6 +36,8 @@ class Settings:
     runs_queue_name: str
     mcp_agent_url: str
     runtime_secret: str
+    # In AWS the secret's ARN, not the secret: the executor reads it from Secrets Manager.
+    runtime_secret_arn: str | None
     websocket_endpoint: str | None
     execution_deadline_seconds: int
     pending_deadline_seconds: int
@@ -69,6 +71,7 @@ class Settings:
             runs_queue_name=name("RUNS_QUEUE_NAME", "runs"),
             mcp_agent_url=(env.get("MCP_AGENT_URL") or "http://127.0.0.1:8001").rstrip("/"),
             runtime_secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
+            runtime_secret_arn=env.get("DYNAVERA_RUNTIME_SECRET_ARN") or None,
             websocket_endpoint=env.get("WEBSOCKET_ENDPOINT") or None,
             execution_deadline_seconds=_positive(env, "EXECUTION_DEADLINE_SECONDS", capacity.RUNNING_DEADLINE_SECONDS),
             pending_deadline_seconds=_positive(env, "PENDING_DEADLINE_SECONDS", capacity.PENDING_DEADLINE_SECONDS),

@@ -1,16 +1,16 @@
-"""`python -m deploy up|down --stage STAGE …`: what `make deploy`, `make destroy` and
-`./dynavera deploy|destroy` run."""
+"""`python -m deploy up|down|stage --stage STAGE …`: what `make deploy`, `make destroy`,
+`make stage` and `./dynavera deploy|destroy` run."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 
 import boto3
 
-from deploy import rollout
-from deploy.plan import ROOT, DeployError, Plan
+from deploy import rollout, stage
+from deploy.plan import DeployError, Plan, shown_path
 
 RUNTIME_OPTIONS = {
     "runtime_size": "RuntimeSize",
@@ -23,13 +23,17 @@ RUNTIME_OPTIONS = {
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="deploy", description="Roll a Dynavera stage out to AWS, or tear it down.")
     commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "stage", help="add a stage: its .chalice/config.json entry and policy, made from the dev stage's"
+    ).add_argument("--stage", required=True)
     for name, text in (("up", "deploy or update every part of the stage"), ("down", "delete the stage's stacks")):
         command = commands.add_parser(name, help=text)
         command.add_argument("--stage", required=True, help="a stage of .chalice/config.json (dev, prod)")
-        command.add_argument("--region", help="default: AWS_REGION, then your AWS profile's region")
+        command.add_argument("--region", help="default: AWS_REGION, AWS_DEFAULT_REGION, then your profile's region")
         command.add_argument(
             "--dry-run", action="store_true", help="print every command and write the templates; call no AWS API"
         )
+        command.add_argument("--yes", action="store_true", help="apply every change set without asking (CI)")
         if name == "up":
             command.add_argument("--vpc-id", required=True, help="the VPC of the runtime and the executor")
             command.add_argument(
@@ -47,29 +51,32 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
-def _known_stage(stage: str) -> None:
-    stages = json.loads((ROOT / ".chalice" / "config.json").read_text())["stages"]
-    if stage not in stages:
-        raise DeployError(
-            f"Stage {stage!r} is not in .chalice/config.json (it has {', '.join(sorted(stages))}). "
-            f"Add it there, with its policy .chalice/policy-{stage}.json, then run again."
-        )
+def region_of(given: str | None, dry_run: bool) -> str:
+    """The region as users expect it: the option, then AWS_REGION (which botocore alone ignores),
+    then AWS_DEFAULT_REGION and the profile's."""
+    region = given or os.environ.get("AWS_REGION") or boto3.Session().region_name
+    if region:
+        return region
+    if dry_run:
+        return "us-east-1"
+    raise DeployError("No AWS region: pass REGION=… (--region), or set AWS_REGION or a region in your AWS profile.")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    region = args.region or boto3.Session().region_name or ("us-east-1" if args.dry_run else None)
     try:
-        _known_stage(args.stage)
-        if region is None:
-            raise DeployError("No AWS region: pass REGION=… (--region) or set AWS_REGION.")
-        plan = Plan(stage=args.stage, region=region, dry_run=args.dry_run)
+        if args.command == "stage":
+            written = stage.add(args.stage)
+            print(f"Stage {args.stage} added: {', '.join(shown_path(p) for p in written)}. Commit them, then deploy:")
+            print(f"  make deploy STAGE={args.stage} VPC_ID=vpc-… SUBNETS=subnet-…,subnet-…")
+            return 0
+        plan = Plan(stage=args.stage, region=region_of(args.region, args.dry_run), dry_run=args.dry_run, yes=args.yes)
         if args.command == "up":
             subnets = [s.strip() for s in args.subnets.split(",") if s.strip()]
             extra = {
                 param: str(getattr(args, option)) for option, param in RUNTIME_OPTIONS.items() if getattr(args, option)
             }
-            rollout.up(plan, args.vpc_id, subnets, extra, with_demo=args.demo)
+            rollout.up(plan, rollout.Rollout(args.vpc_id, subnets, extra, with_demo=args.demo))
         else:
             rollout.down(plan)
     except DeployError as err:

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from deploy.plan import INFRA, ROOT, Outputs, Plan, deploy_stack
+from deploy.plan import INFRA, ROOT, Outputs, Plan
+from deploy.stacks import deploy_stack
 
 CONSOLE = ROOT / "console"
 TEMPLATE = INFRA / "console.yaml"

@@ -1,144 +1,175 @@
 """The rollout, in order: data stack, registry, runtime image, runtime stack, store stack,
 console stack, the Chalice app, the console's files (and, for a demo, the shipped corpus); and
-the teardown, in the reverse order."""
+the teardown, in the reverse order.
+
+`STEPS` is the one list of them: a new stack is one function and one entry there, and `down`
+deletes every step's stack in the reverse order, emptying the buckets the entry names first.
+"""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from cli import stages
-from deploy import app_template, console, demo, image, store
-from deploy.plan import INFRA, DeployError, Plan, delete_stack, deploy_stack, empty_bucket, stack_name
+from deploy import app_template, console, demo, image, prerequisites, store
+from deploy.plan import INFRA, DeployError, Plan, stack_name
+from deploy.stacks import delete_stack, deploy_stack, describe, empty_bucket, kept_resources, read_template
 
 
-def deploy_data(plan: Plan) -> None:
-    plan.say("\n[1/8] data: DynamoDB tables, runs queue and its DLQ")
+@dataclass
+class Rollout:
+    """What `make deploy` was given, and what the steps learn for the ones after them."""
+
+    vpc_id: str = ""
+    subnets: Sequence[str] = ()
+    runtime_parameters: dict[str, str] = field(default_factory=dict)
+    with_demo: bool = False
+    image_tag: str = ""
+    console_url: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    run: Callable[[Plan, Rollout], None]
+    stack: str | None = None  # the stack it deploys, deleted by `down`
+    template: str | None = None  # its infra/ template, for what a teardown keeps
+    empty_first: tuple[str, ...] = ()  # outputs naming buckets to empty before deleting it
+    clear: Callable[[Plan], None] | None = None  # whatever else must go before its stack can
+    when: Callable[[Rollout], bool] = lambda rollout: True  # a part this checkout or rollout may leave out
+
+
+def deploy_data(plan: Plan, rollout: Rollout) -> None:
     deploy_stack(plan, "data", {"Stage": plan.stage}, template=INFRA / "data.yaml")
 
 
-def deploy_registry(plan: Plan) -> None:
-    plan.say("\n[2/8] registry: the runtime image repository and the artifact bucket")
-    deploy_stack(plan, "registry", {"Stage": plan.stage}, template=INFRA / "registry.yaml")
+def deploy_registry(plan: Plan, rollout: Rollout) -> None:
+    parameters = {"Stage": plan.stage, "ApiGatewayLogsRole": api_gateway_logs_role(plan)}
+    deploy_stack(plan, "registry", parameters, template=INFRA / "registry.yaml", capabilities=("CAPABILITY_IAM",))
 
 
-def publish_runtime_image(plan: Plan) -> str:
-    tag = image.content_tag()
-    plan.say(f"\n[3/8] runtime image, tagged by content: {tag}")
+def api_gateway_logs_role(plan: Plan) -> str:
+    """`existing` when the account's API Gateway already writes logs through a role the registry
+    stack does not own (another stage's, or the account's own); otherwise the stack makes one.
+    API Gateway needs it, once per account and region, before a stage may have access logs."""
+    if plan.dry_run:
+        plan.show(["aws", "apigateway", "get-account"], "ApiGatewayLogsRole=existing when it names a role")
+        return "create"
+    current = plan.client("apigateway").get_account().get("cloudwatchRoleArn", "")
+    registry = describe(plan.client("cloudformation"), stack_name(plan.stage, "registry"))
+    ours = {o["OutputKey"]: o["OutputValue"] for o in (registry or {}).get("Outputs", [])}.get("ApiGatewayLogsRoleArn")
+    return "existing" if current and current != ours else "create"
+
+
+def publish_runtime_image(plan: Plan, rollout: Rollout) -> None:
+    rollout.image_tag = image.content_tag()
+    plan.say(f"  tagged by content: {rollout.image_tag}")
     registry = plan.stack_outputs("registry")
-    image.publish_image(plan, registry["RepositoryName"], registry["RepositoryUri"], tag)
-    return tag
+    image.publish_image(plan, registry["RepositoryName"], registry["RepositoryUri"], rollout.image_tag)
 
 
-def deploy_runtime(plan: Plan, vpc_id: str, subnets: Sequence[str], image_tag: str, extra: dict[str, str]) -> None:
-    plan.say("\n[4/8] runtime: ECS service behind an internal ALB, autoscaling, alarms")
+def deploy_runtime(plan: Plan, rollout: Rollout) -> None:
     parameters = {
         "Stage": plan.stage,
-        "VpcId": vpc_id,
-        "PrivateSubnetIds": ",".join(subnets),
-        "ImageTag": image_tag,
-        **extra,
+        "VpcId": rollout.vpc_id,
+        "PrivateSubnetIds": ",".join(rollout.subnets),
+        "ImageTag": rollout.image_tag,
+        **rollout.runtime_parameters,
     }
     deploy_stack(plan, "runtime", parameters, template=INFRA / "runtime.yaml", capabilities=("CAPABILITY_IAM",))
 
 
-def deploy_store(plan: Plan, vpc_id: str, subnets: Sequence[str], image_tag: str, alarm_topic_arn: str) -> None:
-    plan.say("\n[5/8] store: the Chroma server on EFS and the indexer, in the runtime's cluster")
-    store.deploy(plan, vpc_id, subnets, image_tag, alarm_topic_arn)
+def deploy_store(plan: Plan, rollout: Rollout) -> None:
+    alarm_topic_arn = rollout.runtime_parameters.get("AlarmTopicArn", "")
+    store.deploy(plan, rollout.vpc_id, rollout.subnets, rollout.image_tag, alarm_topic_arn)
 
 
-def deploy_console_stack(plan: Plan) -> str:
-    if not console.present():
-        plan.say("\n[6/8] console: no console/ or infra/console.yaml in this checkout; skipped")
-        return ""
-    plan.say("\n[6/8] console: bucket and CloudFront distribution")
-    return console.deploy_console_stack(plan)["ConsoleUrl"]
+def deploy_console_stack(plan: Plan, rollout: Rollout) -> None:
+    rollout.console_url = console.deploy_console_stack(plan)["ConsoleUrl"]
 
 
-def deploy_app(plan: Plan, console_origin: str) -> None:
-    plan.say("\n[7/8] app: chalice package --merge-template, then its stack (REST, WebSocket, Lambdas)")
-    template = app_template.package(plan)
+def deploy_app(plan: Plan, rollout: Rollout) -> None:
+    origin = console.origin(rollout.console_url)
+    template = app_template.package(plan, origin)
     plan.say(f"  final template: {template}")
     bucket = plan.stack_outputs("registry")["ArtifactBucketName"]
-    app_template.deploy_app(plan, template, plan.stack_outputs("runtime"), bucket, console_origin)
+    app_template.deploy_app(plan, template, plan.stack_outputs("runtime"), bucket, origin)
 
 
-def publish_console(plan: Plan) -> None:
-    if not console.present():
-        return
-    plan.say("\n[8/8] console files and config.json")
+def publish_console(plan: Plan, rollout: Rollout) -> None:
     app = plan.stack_outputs("app")
     console.publish(plan, plan.stack_outputs("console"), app["EndpointURL"], app["WebsocketConnectEndpointURL"])
 
 
-def up(
-    plan: Plan,
-    vpc_id: str,
-    subnets: Sequence[str],
-    runtime_parameters: dict[str, str] | None = None,
-    with_demo: bool = False,
-) -> None:
-    if len(subnets) < 2:
-        raise DeployError(
-            "SUBNETS needs at least two private subnets in different Availability Zones, comma-separated."
-        )
-    _check_tools(plan)
-    _check_identity(plan)
-    deploy_data(plan)
-    deploy_registry(plan)
-    tag = publish_runtime_image(plan)
-    deploy_runtime(plan, vpc_id, subnets, tag, runtime_parameters or {})
-    deploy_store(plan, vpc_id, subnets, tag, (runtime_parameters or {}).get("AlarmTopicArn", ""))
-    console_url = deploy_console_stack(plan)
-    deploy_app(plan, console.origin(console_url))
-    publish_console(plan)
-    if with_demo:
-        demo.upload_corpus(plan)
-    _report(plan, console_url)
+def upload_demo(plan: Plan, rollout: Rollout) -> None:
+    demo.upload_corpus(plan)
+
+
+def _has_console(rollout: Rollout) -> bool:
+    return console.present()
+
+
+STEPS = (
+    Step("data: DynamoDB tables, runs queue and its DLQ", deploy_data, "data", "data.yaml"),
+    Step(
+        "registry: runtime image repository, artifact bucket, API Gateway's log role",
+        deploy_registry,
+        "registry",
+        "registry.yaml",
+        empty_first=("ArtifactBucketName",),
+        clear=image.delete_images,
+    ),
+    Step("runtime image, built and pushed unless its tag is there", publish_runtime_image),
+    Step("runtime: ECS service behind an internal ALB, autoscaling, alarms", deploy_runtime, "runtime", "runtime.yaml"),
+    Step("store: Chroma server on EFS and the indexer, in the runtime cluster", deploy_store, "store", "store.yaml"),
+    Step(
+        "console: bucket and CloudFront distribution",
+        deploy_console_stack,
+        "console",
+        "console.yaml",
+        empty_first=("ConsoleBucketName",),
+        when=_has_console,
+    ),
+    Step("app: chalice package --merge-template, then its stack (REST, WebSocket, Lambdas)", deploy_app, "app"),
+    Step("console files and config.json", publish_console, when=_has_console),
+    Step(
+        "demo: the shipped corpus into the demo user's collection, through the API",
+        upload_demo,
+        when=lambda rollout: rollout.with_demo,
+    ),
+)
+
+
+def up(plan: Plan, rollout: Rollout) -> None:
+    prerequisites.check_before_rollout(plan, rollout.subnets)
+    steps = [step for step in STEPS if step.when(rollout)]
+    for number, step in enumerate(steps, 1):
+        plan.say(f"\n[{number}/{len(steps)}] {step.title}")
+        step.run(plan, rollout)
+    _report(plan, rollout.console_url)
 
 
 def down(plan: Plan) -> None:
-    _check_identity(plan)
+    prerequisites.check_identity(plan)
     plan.say(f"\nTearing down stage {plan.stage} in {plan.region}")
-    delete_stack(plan, "app")
-    if console.present():
-        empty_bucket(plan, "console", "ConsoleBucketName")
-        delete_stack(plan, "console")
-    delete_stack(plan, "store")
-    delete_stack(plan, "runtime")
-    empty_bucket(plan, "registry", "ArtifactBucketName")
-    image.delete_images(plan)
-    delete_stack(plan, "registry")
-    delete_stack(plan, "data")
-    plan.say(
-        f"\nDone. The tables holding history are kept (DeletionPolicy Retain): dynavera-{plan.stage}-agents, "
-        f"-executions, -events, -api-keys. Delete them with `aws dynamodb delete-table --table-name …` if you mean to."
-    )
-
-
-def _check_tools(plan: Plan) -> None:
-    """Fail before the first stack, not between two: the image step needs Docker, the console npm."""
-    needed = ["docker"] + (["npm"] if console.present() else [])
-    missing = [tool for tool in needed if shutil.which(tool) is None]
-    if missing and not plan.dry_run:
-        raise DeployError(f"{' and '.join(missing)} not found on PATH; see the README's deploy prerequisites.")
-
-
-def _check_identity(plan: Plan) -> None:
-    plan.show(["aws", "sts", "get-caller-identity"])
-    if plan.dry_run:
-        plan.say(f"Dry run for stage {plan.stage} in {plan.region}: nothing is called in AWS.")
-        return
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        account = plan.client("sts").get_caller_identity()["Account"]
-    except (BotoCoreError, ClientError) as err:
-        raise DeployError(
-            f"No usable AWS credentials ({err}). "
-            "Configure them (aws configure, aws sso login, or AWS_PROFILE) and run again."
-        ) from err
-    plan.say(f"Stage {plan.stage} in account {account}, region {plan.region}")
+    steps = [step for step in reversed(STEPS) if step.stack and step.when(Rollout())]
+    names = ", ".join(stack_name(plan.stage, step.stack or "") for step in steps)
+    if not plan.dry_run and not plan.confirm(f"Delete {names}?"):
+        raise DeployError(f"Stopped; nothing of stage {plan.stage} was deleted.")
+    for step in steps:
+        assert step.stack is not None
+        for output in step.empty_first:
+            empty_bucket(plan, step.stack, output)
+        if step.clear is not None:
+            step.clear(plan)
+        delete_stack(plan, step.stack)
+    plan.say(f"\nDone. Kept on purpose (DeletionPolicy Retain); `make deploy STAGE={plan.stage}` adopts them again:")
+    for step in STEPS:
+        if step.template and step.when(Rollout()):
+            for logical_id, kind in kept_resources(read_template(INFRA / step.template)):
+                plan.say(f"  {stack_name(plan.stage, step.stack or '')}: {logical_id} ({kind})")
+    plan.say("The README's \"Tearing it down\" says what they cost and how to remove them for good.")
 
 
 def _report(plan: Plan, console_url: str) -> None:
@@ -155,3 +186,4 @@ def _report(plan: Plan, console_url: str) -> None:
         f"  ./dynavera keys create USER --stage {plan.stage}\n"
         f"then export DYNAVERA_API_KEY=<the key> and ./dynavera agents list"
     )
+

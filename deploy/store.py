@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from botocore.exceptions import WaiterError
 
-from deploy.plan import INFRA, DeployError, Plan, deploy_stack, stack_name, stack_status
+from deploy.plan import INFRA, DeployError, Plan, stack_name
+from deploy.stacks import deploy_stack, stack_status
 
 INDEXER_CONTAINER = "indexer"  # infra/store.yaml's IndexerTaskDefinition
 REBUILD = ["python", "-m", "mcp_container.indexer", "rebuild"]

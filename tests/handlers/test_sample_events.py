@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.clock import now_iso
 from tests.handlers.conftest import Handlers
-from tests.infra.conftest import chalice_config, load_event
+from tests.infra.conftest import chalice_config, load_event, seed_sample_run
 
 SAMPLE_USER = "sample-user"
 SAMPLE_KEY = load_event("ws_connect.json")["queryStringParameters"]["token"]
@@ -93,21 +93,7 @@ def test_sqs_sample_event_is_a_true_record_from_the_dev_runs_queue() -> None:
 
 
 def test_sqs_event_runs_its_execution_to_completion(h: Handlers) -> None:
-    from chalicelib.models import Agent, Execution
-
-    message = json.loads(load_event("sqs_run_execution.json")["Records"][0]["body"])
-    stamp = now_iso()
-    Agent(
-        message["agent_id"], user_id=message["user_id"], name="fNIRS helper", created_at=stamp, updated_at=stamp
-    ).save()
-    Execution(
-        message["execution_id"],
-        agent_id=message["agent_id"],
-        user_id=message["user_id"],
-        status="pending",
-        input_data={"query": "What is fNIRS?"},
-        created_at=stamp,
-    ).save()
+    message = seed_sample_run()
     output = {"answer": "fNIRS measures blood oxygenation.", "sources": [], "usage": {"completion_tokens": 6}}
     h.runtime.play(
         {"type": "token", "text": "fNIRS measures"},

@@ -82,6 +82,26 @@ def moto_template_body(template_name: str) -> str:
     return json.dumps(decoded)
 
 
+def seed_sample_run() -> dict[str, str]:
+    """The agent and the pending execution the sample SQS record (events/) names, in the bound
+    tables; its message returned."""
+    from chalicelib.clock import now_iso
+    from chalicelib.models import Agent, Execution
+
+    message = json.loads(load_event("sqs_run_execution.json")["Records"][0]["body"])
+    stamp = now_iso()
+    Agent(message["agent_id"], user_id=message["user_id"], name="fNIRS helper", created_at=stamp, updated_at=stamp).save()
+    Execution(
+        message["execution_id"],
+        agent_id=message["agent_id"],
+        user_id=message["user_id"],
+        status="pending",
+        input_data={"query": "What is fNIRS?"},
+        created_at=stamp,
+    ).save()
+    return message
+
+
 def create_stack(cfn: Any, name: str, template_name: str, parameters: dict[str, str]) -> dict[str, str]:
     cfn.create_stack(
         StackName=name,
@@ -103,11 +123,41 @@ def moto_url() -> Iterator[str]:
     server.stop()
 
 
+class ChangeSetsKept:
+    """moto's CloudFormation runs a change set's resources but keeps neither its template nor its
+    outputs, so the stack it leaves has none: after executing one, the same request is applied
+    again as the update moto does keep (a stand-in for what AWS does in one step)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._requests: dict[str, dict[str, Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def create_change_set(self, **request: Any) -> dict[str, Any]:
+        created = self._client.create_change_set(**request)
+        self._requests[created["Id"]] = request
+        return created
+
+    def execute_change_set(self, ChangeSetName: str) -> dict[str, Any]:
+        answer = self._client.execute_change_set(ChangeSetName=ChangeSetName)
+        request = self._requests.pop(ChangeSetName)
+        kept = ("StackName", "TemplateBody", "TemplateURL", "Parameters", "Capabilities", "Tags")
+        self._client.update_stack(**{k: v for k, v in request.items() if k in kept})
+        return answer
+
+
 @pytest.fixture(scope="session")
 def aws(moto_url: str) -> Callable[[str], Any]:
     """boto3 clients for the suite's moto server, with dummy credentials, touching no global env."""
     session = boto3.Session(region_name=REGION, **CREDENTIALS)
-    return lambda service: session.client(service, endpoint_url=moto_url)
+
+    def client(service: str) -> Any:
+        made = session.client(service, endpoint_url=moto_url)
+        return ChangeSetsKept(made) if service == "cloudformation" else made
+
+    return client
 
 
 @pytest.fixture(scope="session")

@@ -258,7 +258,11 @@ def _rule(rule: dict[str, Any]) -> tuple[Any, ...]:
 
 def test_task_roles_grant_only_image_pull_secret_read_and_log_writes() -> None:
     resources = template("runtime.yaml")["Resources"]
-    assert "Policies" not in resources["TaskRole"]["Properties"], "the runtime calls no AWS API"
+    # The runtime calls no AWS API: its role only opens the operator's ECS Exec channels.
+    (exec_policy,) = resources["TaskRole"]["Properties"]["Policies"]
+    (channels,) = exec_policy["PolicyDocument"]["Statement"]
+    assert {a.split(":")[0] for a in channels["Action"]} == {"ssmmessages"}
+    assert resources["RuntimeService"]["Properties"]["EnableExecuteCommand"] is True
     (policy,) = resources["TaskExecutionRole"]["Properties"]["Policies"]
     statements = policy["PolicyDocument"]["Statement"]
     actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
