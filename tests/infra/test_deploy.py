@@ -423,7 +423,7 @@ def test_a_rebuild_that_fails_or_cannot_start_stops_the_rollout_naming_where_to_
 
 
 def test_dry_run_wires_the_store_from_the_runtime_and_data_stacks(dry_run: DryRun) -> None:
-    (line,) = [line for line in dry_run.stdout.splitlines() if "--stack-name dynavera-dev-store" in line]
+    (line,) = [line for line in dry_run.stdout.splitlines() if "create-change-set --stack-name dynavera-dev-store" in line]
     wired = {"ClusterName": "runtime", "RuntimeSecurityGroupId": "runtime", "DocumentsBucketName": "data", "IngestQueueName": "data"}
     for name, stack in wired.items():
         assert f"ParameterKey={name},ParameterValue=<dynavera-dev-{stack}.{name}>" in line, name
