@@ -8,6 +8,8 @@ from typing import Any
 from chalice import Response
 from chalice.app import ChaliceUnhandledError
 
+from chalicelib import contract
+
 
 class DynaveraError(ChaliceUnhandledError):
     """Base of every error a client may see.
@@ -90,8 +92,9 @@ _CHALICE_CODES = {
 
 
 def normalise_response(response: Response) -> Response:
-    """Give Chalice's own error bodies ({"Code", "Message"}) the contract's shape, and every
-    JSON body its Content-Type (Chalice sends none for a view's dict)."""
+    """Give Chalice's own error bodies ({"Code", "Message"}) the contract's shape, every JSON
+    body its Content-Type (Chalice sends none for a view's dict), and every body strict JSON
+    (Chalice's own json.dumps would write a stored NaN as a bare `NaN`)."""
     if response.body not in ("", None) and not any(k.lower() == "content-type" for k in response.headers):
         response.headers["Content-Type"] = "application/json"
     body = response.body
@@ -103,6 +106,8 @@ def normalise_response(response: Response) -> Response:
     if isinstance(body, dict) and "Code" in body and "Message" in body:
         code = _CHALICE_CODES.get(body["Code"], "error")
         message = body["Message"] if code != "internal_error" else "An internal error occurred."
-        response.body = error_body(code, message)
+        body = error_body(code, message)
         response.headers["Content-Type"] = "application/json"
+    if isinstance(body, dict | list):
+        response.body = contract.dumps(body)
     return response

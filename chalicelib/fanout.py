@@ -14,7 +14,6 @@ sender per run at a time keeps that true without a write per event per subscribe
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import aws
+from chalicelib import aws, contract
 from chalicelib.aws import connections_api
 from chalicelib.clock import new_id
 from chalicelib.events import list_events
@@ -85,7 +84,7 @@ def post_to_connection(endpoint: str, connection_id: str, frame: dict[str, Any])
     """Post one frame; False when it could not be delivered (a connection API Gateway reports
     gone is forgotten on the spot)."""
     client = connections_api(endpoint)
-    data = json.dumps(frame, separators=(",", ":")).encode()
+    data = contract.dumps(frame).encode()
     try:
         client.post_to_connection(ConnectionId=connection_id, Data=data)
     except client.exceptions.GoneException:

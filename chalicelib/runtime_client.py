@@ -103,7 +103,14 @@ def open_run(payload: dict[str, Any]) -> Iterator[RunStream]:
     import httpx
 
     try:
-        with _client().stream("POST", "/execute", json=payload, headers=trace_headers()) as response:
+        # Strict JSON, as the runtime parses it; only a value stored before the API refused such
+        # input can fail here, and no redelivery would ever send it, so the run fails for good.
+        content = json.dumps(payload, ensure_ascii=False, allow_nan=False).encode()
+    except (ValueError, UnicodeEncodeError) as err:
+        raise RuntimeFailure(f"The run's input cannot be sent to the runtime: it is not strict JSON ({err}).") from err
+    headers = {"Content-Type": "application/json", **trace_headers()}
+    try:
+        with _client().stream("POST", "/execute", content=content, headers=headers) as response:
             if response.status_code != 200:
                 response.read()
                 logger.warning(

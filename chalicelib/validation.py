@@ -13,7 +13,6 @@ from chalicelib import contract
 from chalicelib.errors import Invalid, InvalidJson, TooLarge
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_JSON_DEPTH = 32
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 1000
 DEFAULT_PAGE = 20
@@ -42,41 +41,25 @@ def _contract() -> Iterator[None]:
         raise Invalid(str(err), err.code) from err
 
 
-def json_object(raw: bytes | str | None) -> dict[str, Any]:
-    """Decode a request body that must be one JSON object."""
+def json_object(
+    raw: bytes | str | None, max_bytes: int = MAX_BODY_BYTES, what: str = "The request body"
+) -> dict[str, Any]:
+    """Decode a REST body or a WebSocket frame that must be one JSON object, through the
+    contract's strict parser: every edge refuses the same inputs with the same codes."""
     if isinstance(raw, str):
-        raw = raw.encode()
+        # A frame arrives as text; a lone surrogate in it must reach the parser's refusal.
+        raw = raw.encode("utf-8", "surrogatepass")
     if not raw:
-        raise InvalidJson("The request body must be a JSON object; it was empty.")
-    if len(raw) > MAX_BODY_BYTES:
-        raise TooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
+        raise InvalidJson(f"{what} must be a JSON object; it was empty.")
+    if len(raw) > max_bytes:
+        raise TooLarge(f"{what} is over {max_bytes} bytes.")
     try:
-        value = json.loads(raw, parse_constant=_no_constant)
-        # Strict JSON: a lone surrogate (valid as a JSON escape) is not text any store can hold.
-        json.dumps(value, ensure_ascii=False).encode()
-    except (ValueError, UnicodeError) as err:
-        raise InvalidJson(f"The request body is not valid JSON: {err}.") from err
-    except RecursionError as err:
-        raise TooLarge(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.") from err
+        value = contract.loads(raw)
+    except contract.ContractError as err:
+        raise (TooLarge if err.code == contract.TOO_LARGE else InvalidJson)(f"{what}: {err}") from err
     if not isinstance(value, dict):
-        raise InvalidJson("The request body must be a JSON object.")
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise TooLarge(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
+        raise InvalidJson(f"{what} must be a JSON object.")
     return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
 
 
 def _only(body: Mapping[str, Any], allowed: set[str], what: str) -> None:

@@ -6,7 +6,6 @@ behaves the same behind API Gateway and behind the local gateway.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -54,7 +53,7 @@ def handle_frame(connection_id: str, body: str | None) -> None:
         return
     request_id = None
     try:
-        frame = _parse(body)
+        frame = validation.json_object(body, MAX_FRAME_BYTES, "A frame")
         request_id = frame.get("request_id")
         if request_id is not None and not isinstance(request_id, str | int):
             request_id = None
@@ -72,20 +71,6 @@ def handle_frame(connection_id: str, body: str | None) -> None:
         post_to_connection(
             connection.endpoint, connection_id, error_frame(DynaveraError("An internal error occurred."), request_id)
         )
-
-
-def _parse(body: str | None) -> dict[str, Any]:
-    if not body:
-        raise Invalid("A frame must be a JSON object with an 'action'.", "invalid_json")
-    if len(body.encode()) > MAX_FRAME_BYTES:
-        raise Invalid("A frame is at most 32 KB.", "too_large")
-    try:
-        frame = json.loads(body)
-    except ValueError as err:
-        raise Invalid(f"The frame is not valid JSON: {err}.", "invalid_json") from err
-    if not isinstance(frame, dict):
-        raise Invalid("A frame must be a JSON object with an 'action'.", "invalid_json")
-    return frame
 
 
 def _ping(connection: Connection, frame: dict[str, Any]) -> None:

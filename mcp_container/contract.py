@@ -8,6 +8,8 @@ Lambda never imports the runtime's. Standard library only.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -45,6 +47,11 @@ NUMBERS: dict[str, tuple[float, float, float, bool]] = {
 }
 CONFIG_FIELDS = ("system_prompt", "collection", *NUMBERS)
 
+# JSON nesting an input may have (DESIGN.md §3).
+MAX_JSON_DEPTH = 32
+# DynamoDB keeps numbers to 38 significant digits and refuses longer ones at write time.
+MAX_INTEGER_DIGITS = 38
+
 _COLLECTION = re.compile(COLLECTION_PATTERN)
 
 
@@ -54,6 +61,73 @@ class ContractError(ValueError):
     def __init__(self, message: str, code: str = VALIDATION_ERROR) -> None:
         super().__init__(message)
         self.code = code
+
+
+def loads(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH, depth_code: str = TOO_LARGE) -> Any:
+    """Strict JSON (DESIGN.md §3), the one parser of every edge: no NaN or Infinity, no number
+    that is not a finite double (`1e400`), no integer DynamoDB could not store, no lone
+    surrogate, no nesting deeper than `max_depth` (refused with `depth_code`)."""
+    try:
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite, parse_int=_storable)
+    except RecursionError:
+        raise ContractError(f"The JSON nests deeper than {max_depth} levels.", depth_code) from None
+    except ContractError:
+        raise
+    except ValueError as err:  # UnicodeDecodeError included
+        raise ContractError(f"The body is not valid JSON: {err}.", INVALID_JSON) from None
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ContractError("The JSON holds a lone surrogate, which is not text.", INVALID_JSON) from None
+        elif isinstance(item, dict | list):
+            if depth > max_depth:
+                raise ContractError(f"The JSON nests deeper than {max_depth} levels.", depth_code)
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ContractError(f"{name} is not JSON.", INVALID_JSON)
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ContractError(f"The number {text[:50]} is not a finite double.", INVALID_JSON)
+    return number
+
+
+def _storable(text: str) -> int:
+    if len(text.lstrip("-").lstrip("0")) > MAX_INTEGER_DIGITS:
+        raise ContractError(
+            f"The integer {text[:50]}… has more than {MAX_INTEGER_DIGITS} digits, more than can be stored.",
+            INVALID_JSON,
+        )
+    return int(text)
+
+
+def dumps(value: Any) -> str:
+    """Strict JSON out: NaN and infinities, which only a value stored before the strict parser
+    could hold, become null rather than make the whole answer unreadable."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_only(value), separators=(",", ":"), allow_nan=False)
+
+
+def _finite_only(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite_only(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_only(item) for item in value]
+    return value
 
 
 def default_config() -> dict[str, Any]:

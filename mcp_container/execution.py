@@ -7,7 +7,6 @@ through the scheduler, so the model serves one of them at a time.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -32,31 +31,8 @@ MAX_DEPTH = 34
 
 
 def strict_json(raw: bytes) -> Any:
-    """Parse a body as strict JSON: no NaN or Infinity, no lone surrogates, bounded nesting."""
-
-    def refuse(constant: str) -> Any:
-        raise InvalidRequest(f"{constant} is not JSON", contract.INVALID_JSON)
-
-    try:
-        value = json.loads(raw, parse_constant=refuse)
-    except RecursionError:
-        raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels", contract.INVALID_JSON) from None
-    except ValueError as error:  # UnicodeDecodeError included
-        raise InvalidRequest(f"the body is not valid JSON: {error}", contract.INVALID_JSON) from None
-    pending = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InvalidRequest("the body holds a lone surrogate", contract.INVALID_JSON) from None
-        elif isinstance(item, dict | list):
-            if depth > MAX_DEPTH:
-                raise InvalidRequest(f"the body nests deeper than {MAX_DEPTH} levels", contract.INVALID_JSON)
-            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
-            pending.extend((child, depth + 1) for child in children)
-    return value
+    """Parse a body as the contract's strict JSON; a body too deep is malformed JSON here."""
+    return contract.loads(raw, MAX_DEPTH, contract.INVALID_JSON)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from mcp_container import contract
 from mcp_container.config import Settings, configure_logging
 from mcp_container.engine import Engine
 from mcp_container.execution import Event, ExecuteRequest, InvalidRequest, run_execution, strict_json
@@ -70,7 +70,7 @@ async def _ndjson(events: AsyncIterator[Event]) -> AsyncIterator[bytes]:
                 event = upcoming.result()
             except StopAsyncIteration:
                 return
-            yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
+            yield (contract.dumps(event) + "\n").encode()
             upcoming = asyncio.ensure_future(anext(events))
     finally:
         upcoming.cancel()

@@ -222,6 +222,41 @@ def test_bad_start_bodies_are_refused_and_queue_nothing(
     assert not [m for m in queue_messages(sqs, rest_stack) if m["agent_id"] == agent["agent_id"]]
 
 
+@pytest.mark.parametrize(
+    "input_data",
+    [
+        b'{"query": "hi", "f": 1e400}',
+        b'{"query": "hi", "f": -1e999}',
+        b'{"query": "hi", "f": Infinity}',
+        b'{"query": "hi", "f": [NaN]}',
+        b'{"query": "hi", "n": ' + b"9" * 39 + b"}",
+        b'{"query": "hi", "n": -' + b"1" + b"0" * 38 + b"}",
+        b'{"query": "\\ud800"}',
+        b'{"query": "hi", "k": {"\\udfff": 1}}',
+    ],
+    ids=["1e400", "-1e999", "infinity", "nan-in-list", "39-digits", "-10e38", "lone-surrogate", "surrogate-key"],
+)
+def test_numbers_and_text_that_are_not_strict_json_are_refused_at_start(
+    alice: Api, rest_stack: Stack, sqs: Any, input_data: bytes
+) -> None:
+    agent = new_agent(alice)
+    path = f"/agents/{agent['agent_id']}/executions"
+    body = b'{"input_data": ' + input_data + b"}"
+    response = alice.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert_error(response, 400, "invalid_json")
+    assert alice.get(path).json()["executions"] == []
+    assert not [m for m in queue_messages(sqs, rest_stack) if m["agent_id"] == agent["agent_id"]]
+
+
+def test_the_largest_storable_integer_and_tiny_doubles_are_accepted(alice: Api) -> None:
+    agent = new_agent(alice)
+    path = f"/agents/{agent['agent_id']}/executions"
+    body = b'{"input_data": {"query": "hi", "n": ' + b"9" * 38 + b', "tiny": 1e-400, "long": 0.' + b"1" * 60 + b"}}"
+    response = alice.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 202, response.text
+    assert response.json()["input_data"]["n"] == int("9" * 38)
+
+
 def test_patch_needs_a_field_and_keeps_limits(alice: Api) -> None:
     agent = new_agent(alice)
     path = f"/agents/{agent['agent_id']}"

@@ -3,6 +3,8 @@ status and event log of every way a run can end (DESIGN §5)."""
 
 from __future__ import annotations
 
+import json
+import math
 import threading
 from typing import Any
 
@@ -162,3 +164,33 @@ def test_the_sweeper_fails_a_run_left_running_past_its_deadline(h: Handlers) -> 
     assert execution.status == "failed" and "deadline" in execution.error_message
     assert log(h, execution_id) == ["error"]
     assert frames_seen(h, connection_id, execution_id) == [(1, "execution_error")]
+
+
+def strict(raw: bytes | str) -> Any:
+    """Parse as a browser's JSON.parse would: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str) -> Any:
+        raise ValueError(f"{constant} in an answer")
+
+    return json.loads(raw, parse_constant=refuse)
+
+
+def test_an_old_unsendable_input_reads_as_strict_json_and_fails_its_run_at_once(h: Handlers) -> None:
+    from chalicelib.models import Execution
+
+    key, execution_id, connection_id = started_run(h)
+    # Stored before the API refused such input: a list holding it must stay readable.
+    h.execution(execution_id).update(actions=[Execution.input_data.set({"query": "q", "f": math.inf, "g": [math.nan]})])
+    one = strict(h.rest("GET", f"/executions/{execution_id}", key).body)
+    assert one["input_data"] == {"query": "q", "f": None, "g": [None]}
+    agent_id = one["agent_id"]
+    listed = strict(h.rest("GET", f"/agents/{agent_id}/executions", key).body)["executions"]
+    assert [e["input_data"]["f"] for e in listed] == [None]
+    h.runtime.play(*ANSWER)
+    assert h.deliver() == 1
+    execution = h.execution(execution_id)
+    assert execution.status == "failed" and "not strict JSON" in execution.error_message
+    assert h.runtime.requests == [] and log(h, execution_id) == ["error"]
+    assert frames_seen(h, connection_id, execution_id) == [(1, "execution_error")]
+    # Nothing went back to the queue: no redelivery loop until the DLQ.
+    assert h.deliver() == 0

@@ -87,6 +87,36 @@ def test_start_agent_validates_input_like_rest(h: Handlers) -> None:
     assert h.rest("GET", f"/agents/{agent_id}/executions", key).json_body["executions"] == []
 
 
+@pytest.mark.parametrize(
+    "input_data",
+    [
+        '{"query": "hi", "f": NaN}',
+        '{"query": "hi", "f": 1e400}',
+        '{"query": "hi", "n": ' + "9" * 39 + "}",
+        '{"query": "hi", "s": "\\ud800"}',
+        '{"query": "\\ud800"}',
+    ],
+    ids=["nan", "1e400", "39-digits", "surrogate-in-input", "surrogate-in-query"],
+)
+def test_start_agent_frames_go_through_the_strict_parser(h: Handlers, input_data: str) -> None:
+    _, key = h.user()
+    agent_id = h.agent(key)
+    connection_id = h.connect(key)
+    frame = f'{{"action": "start_agent", "agent_id": "{agent_id}", "input_data": {input_data}}}'
+    (reply,) = h.send(connection_id, frame)
+    assert (reply["type"], reply["code"]) == ("error", "invalid_json"), reply
+    assert h.rest("GET", f"/agents/{agent_id}/executions", key).json_body["executions"] == []
+    assert h.send(connection_id, PING) == [{"type": "pong"}]
+
+
+def test_an_after_dynamodb_cannot_store_is_refused_not_an_internal_error(h: Handlers) -> None:
+    _, key = h.user()
+    execution_id = h.start(key, h.agent(key))
+    connection_id = h.connect(key)
+    (reply,) = h.send(connection_id, f'{{"action": "subscribe", "execution_id": "{execution_id}", "after": {10**40}}}')
+    assert (reply["type"], reply["code"]) == ("error", "invalid_json"), reply
+
+
 def test_other_users_ids_are_refused_and_the_connection_stays_open(h: Handlers) -> None:
     _, alice = h.user()
     agent_id = h.agent(alice)

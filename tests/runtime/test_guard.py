@@ -48,12 +48,14 @@ def test_bodies_that_are_not_json_are_refused(runtime: Any, content_type: str) -
     [
         b'{"query": "hi", "input_data": {"f": Infinity}}',
         b'{"query": "hi", "input_data": {"f": NaN}}',
+        b'{"query": "hi", "input_data": {"f": 1e400}}',
+        b'{"query": "hi", "input_data": {"n": ' + b"9" * 39 + b"}}",
         b'{"query": "\\ud800"}',
         b'{"query": "hi", "input_data": ' + b"[" * 3000 + b"]" * 3000 + b"}",
         b'{"query": "hi", "input_data": ' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}",
         b"\xff\xfe not utf-8",
     ],
-    ids=["infinity", "nan", "lone-surrogate", "deep-3000", "deep-40", "not-utf8"],
+    ids=["infinity", "nan", "1e400", "39-digits", "lone-surrogate", "deep-3000", "deep-40", "not-utf8"],
 )
 def test_malformed_json_is_a_400_in_the_error_shape(runtime: Any, raw: bytes) -> None:
     headers = {"Authorization": f"Bearer {runtime.secret}", "Content-Type": "application/json"}
