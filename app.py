@@ -10,10 +10,11 @@ from chalice.app import Request, SQSEvent, WebsocketAPI, WebsocketEvent
 
 from chalicelib import agents, auth, capacity, executor, runs, telemetry, validation, websocket
 from chalicelib.errors import DynaveraError, error_body, error_response, normalise_response
-from chalicelib.settings import Settings, bind
+from chalicelib.settings import Settings
+from chalicelib.wiring import wire
 
 settings = Settings.from_env()
-bind(settings)
+wire(settings)
 
 app = Chalice(app_name="dynavera")
 # Chalice 1.34 still ships WebSocket support behind this flag; without it `chalice package` refuses.

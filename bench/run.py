@@ -230,9 +230,9 @@ def main() -> int:
         stack.start_gateway()
 
         from chalicelib.auth import create_api_key
-        from chalicelib.settings import bind
+        from chalicelib.wiring import wire
 
-        bind(stack.settings)
+        wire(stack.settings)
 
         key = create_api_key("bench")
         api = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"})

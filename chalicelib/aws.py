@@ -1,16 +1,33 @@
 """AWS clients, created once per container and reused across invocations (the Lambda idiom),
-for the settings bound last (chalicelib.settings.bind calls `reset`)."""
+for the settings the wiring step hands over last (`configure`)."""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.session
 from botocore.config import Config
 from pynamodb.connection import Connection
 
-from chalicelib.settings import current
+if TYPE_CHECKING:
+    from chalicelib.settings import Settings
+
+_settings: Settings | None = None
+
+
+def configure(settings: Settings) -> None:
+    """Use these settings from now on; the clients of the previous ones are forgotten."""
+    global _settings
+    _settings = settings
+    for cached in (_session, dynamodb, sqs, runs_queue_url, connections_api):
+        cached.cache_clear()
+
+
+def _target() -> Settings:
+    if _settings is None:
+        raise RuntimeError("chalicelib is not wired: call chalicelib.wiring.wire(settings) first.")
+    return _settings
 
 
 @cache
@@ -22,7 +39,7 @@ def _session() -> botocore.session.Session:
 @cache
 def dynamodb() -> Connection:
     """PynamoDB's low-level connection, for the transactions that span tables."""
-    settings = current()
+    settings = _target()
     key, secret = settings.local_credentials or (None, None)
     return Connection(
         region=settings.region, host=settings.aws_endpoint_url, aws_access_key_id=key, aws_secret_access_key=secret
@@ -31,7 +48,7 @@ def dynamodb() -> Connection:
 
 @cache
 def sqs() -> Any:
-    settings = current()
+    settings = _target()
     key, secret = settings.local_credentials or (None, None)
     return _session().create_client(
         "sqs",
@@ -44,24 +61,18 @@ def sqs() -> Any:
 
 @cache
 def runs_queue_url() -> str:
-    return sqs().get_queue_url(QueueName=current().runs_queue_name)["QueueUrl"]
+    return sqs().get_queue_url(QueueName=_target().runs_queue_name)["QueueUrl"]
 
 
 @cache
 def connections_api(endpoint: str) -> Any:
     """The API Gateway management client that posts frames to one WebSocket API's connections."""
-    key, secret = current().local_credentials or (None, None)
+    key, secret = _target().local_credentials or (None, None)
     return _session().create_client(
         "apigatewaymanagementapi",
         endpoint_url=endpoint,
-        region_name=current().region,
+        region_name=_target().region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
         config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2}),
     )
-
-
-def reset() -> None:
-    """Forget the clients, so the next ones follow the settings just bound."""
-    for cached in (_session, dynamodb, sqs, runs_queue_url, connections_api):
-        cached.cache_clear()

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -29,8 +30,25 @@ from chalicelib.events import append_event
 from chalicelib.fanout import Broadcast
 from chalicelib.models import Execution
 from chalicelib.runs import end, transition
-from chalicelib.settings import current
 from chalicelib.telemetry import count, logger
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    """How often a run is tried and how long it may take; a stage or a test may change them."""
+
+    run_attempts: int = capacity.RUN_ATTEMPTS
+    retry_base_seconds: int = capacity.RETRY_BASE_SECONDS
+    pending_deadline_seconds: int = capacity.PENDING_DEADLINE_SECONDS
+    execution_deadline_seconds: int = capacity.RUNNING_DEADLINE_SECONDS
+
+
+_policy = RunPolicy()
+
+
+def configure(policy: RunPolicy) -> None:
+    global _policy
+    _policy = policy
 
 
 class RunDeferred(Exception):
@@ -240,11 +258,11 @@ def run_execution(execution_id: str, receives: int, receipt_handle: str) -> None
     try:
         Run(execution).execute()
     except runtime_client.RuntimeBusy as err:
-        if receives >= current().run_attempts:
+        if receives >= _policy.run_attempts:
             message = f"{err} The run was tried {receives} times and could not start; try again later."
             end(execution, "failed", message)
             return
-        delay = retry_delay(receives, current().retry_base_seconds)
+        delay = retry_delay(receives, _policy.retry_base_seconds)
         logger.info("the runtime cannot take the run now; it waits", extra={"reason": str(err), "retry_in": delay})
         count("RunsDeferred")
         aws.sqs().change_message_visibility(
@@ -264,11 +282,10 @@ def retry_delay(receives: int, base: int) -> int:
 def sweep_stuck_executions() -> int:
     """Fail executions left pending (their message dead-lettered) or running (their executor
     lost) past their deadline."""
-    settings = current()
     swept = 0
     for status, deadline, started in (
-        ("pending", settings.pending_deadline_seconds, "created_at"),
-        ("running", settings.execution_deadline_seconds, "started_at"),
+        ("pending", _policy.pending_deadline_seconds, "created_at"),
+        ("running", _policy.execution_deadline_seconds, "started_at"),
     ):
         cutoff = iso(now() - timedelta(seconds=deadline))
         for key in Execution.by_status.query(status, Execution.created_at < cutoff):

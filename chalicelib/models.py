@@ -1,7 +1,7 @@
 """PynamoDB models for every table of infra/data.yaml.
 
 Table names, region and endpoint come from Settings through `bind_tables`, called by
-chalicelib.settings.bind; nothing here knows whether it talks to AWS, LocalStack or moto.
+chalicelib.wiring.wire; nothing here knows whether it talks to AWS, LocalStack or moto.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class _Meta:
-    # Filled in by bind_tables: a model used before chalicelib.settings.bind has no table.
+    # Filled in by bind_tables: a model used before chalicelib.wiring.wire has no table.
     table_name: str | None = None
     region: str | None = None
     host: str | None = None

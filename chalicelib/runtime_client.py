@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.settings import Settings, current
 from chalicelib.telemetry import logger, trace_headers
 
 if TYPE_CHECKING:
@@ -38,31 +37,40 @@ class RuntimeBusy(RuntimeFailure):
     """Nothing ran: the runtime was busy, loading or unreachable, so the run may wait and retry."""
 
 
+# The runtime's base URL, its secret given outright (locally) and the secret's ARN (in AWS),
+# handed over by the wiring step.
+_target: tuple[str, str, str | None] | None = None
+
+
+def configure(url: str, secret: str, secret_arn: str | None) -> None:
+    """Talk to the runtime at `url` from now on; the client for the previous one is forgotten."""
+    global _target
+    _target = (url, secret, secret_arn)
+    _client.cache_clear()
+
+
 @cache
 def _client() -> httpx.Client:
     import httpx
 
-    # Reads may pause for as long as the model takes between tokens; connects must be quick.
-    settings = current()
-    secret = _runtime_secret(settings)
+    if _target is None:
+        raise RuntimeError("chalicelib is not wired: call chalicelib.wiring.wire(settings) first.")
+    url, secret, secret_arn = _target
+    secret = _runtime_secret(secret, secret_arn)
     headers = {"Authorization": f"Bearer {secret}"} if secret else {}
-    return httpx.Client(base_url=settings.mcp_agent_url, headers=headers, timeout=httpx.Timeout(60.0, connect=2.0))
+    # Reads may pause for as long as the model takes between tokens; connects must be quick.
+    return httpx.Client(base_url=url, headers=headers, timeout=httpx.Timeout(60.0, connect=2.0))
 
 
-def _runtime_secret(settings: Settings) -> str:
+def _runtime_secret(secret: str, secret_arn: str | None) -> str:
     """The runtime's bearer secret: given outright locally; in AWS read from Secrets Manager once
     per container (the client holding it is cached), so no function setting shows it in plain text."""
-    if settings.runtime_secret_arn is None:
-        return settings.runtime_secret
+    if secret_arn is None:
+        return secret
     # Imported here: Powertools' parameters bring boto3, which only the executor's first run needs.
     from aws_lambda_powertools.utilities import parameters
 
-    return str(parameters.get_secret(settings.runtime_secret_arn, max_age=SECRET_MAX_AGE_SECONDS))
-
-
-def reset() -> None:
-    """Forget the client, so the next one follows the settings just bound."""
-    _client.cache_clear()
+    return str(parameters.get_secret(secret_arn, max_age=SECRET_MAX_AGE_SECONDS))
 
 
 class RunStream:

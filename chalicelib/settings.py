@@ -1,8 +1,9 @@
-"""Settings for the Lambda code: built once from the environment, then bound to the models and
-clients by one call, `bind(settings)`, from app.py (or from the local stack, the bench, a test).
+"""Settings for the Lambda code: built once from the environment, then handed to the modules that
+need them by one wiring step, `chalicelib.wiring.wire(settings)`, which app.py calls (and the
+local stack, the bench, a test). A leaf: it imports nothing of Dynavera's.
 
 Nothing else in chalicelib reads os.environ: table and queue names, the AWS endpoint, the
-runtime URL and the WebSocket management endpoint all arrive here.
+runtime URL, the WebSocket management endpoint and the invocation's trace header come from here.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-from chalicelib import capacity
 
 
 class ConfigError(ValueError):
@@ -39,10 +38,11 @@ class Settings:
     # In AWS the secret's ARN, not the secret: the executor reads it from Secrets Manager.
     runtime_secret_arn: str | None
     websocket_endpoint: str | None
-    execution_deadline_seconds: int
-    pending_deadline_seconds: int
-    run_attempts: int
-    retry_base_seconds: int
+    # Overrides of the run policy (chalicelib.capacity's numbers when None), for tests and stages.
+    execution_deadline_seconds: int | None
+    pending_deadline_seconds: int | None
+    run_attempts: int | None
+    retry_base_seconds: int | None
     # X-Ray through Powertools' Tracer: on only inside Lambda with tracing active.
     tracing: bool
     console_origin: str | None
@@ -73,10 +73,10 @@ class Settings:
             runtime_secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
             runtime_secret_arn=env.get("DYNAVERA_RUNTIME_SECRET_ARN") or None,
             websocket_endpoint=env.get("WEBSOCKET_ENDPOINT") or None,
-            execution_deadline_seconds=_positive(env, "EXECUTION_DEADLINE_SECONDS", capacity.RUNNING_DEADLINE_SECONDS),
-            pending_deadline_seconds=_positive(env, "PENDING_DEADLINE_SECONDS", capacity.PENDING_DEADLINE_SECONDS),
-            run_attempts=_positive(env, "RUN_ATTEMPTS", capacity.RUN_ATTEMPTS),
-            retry_base_seconds=_positive(env, "RETRY_BASE_SECONDS", capacity.RETRY_BASE_SECONDS),
+            execution_deadline_seconds=_positive(env, "EXECUTION_DEADLINE_SECONDS"),
+            pending_deadline_seconds=_positive(env, "PENDING_DEADLINE_SECONDS"),
+            run_attempts=_positive(env, "RUN_ATTEMPTS"),
+            retry_base_seconds=_positive(env, "RETRY_BASE_SECONDS"),
             tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
             and env.get("POWERTOOLS_TRACE_DISABLED", "false").lower() not in ("1", "true"),
             console_origin=env.get("CONSOLE_ORIGIN", "").rstrip("/") or None,
@@ -88,10 +88,10 @@ def _local_credentials(env: Mapping[str, str]) -> tuple[str, str]:
     return env.get("AWS_ACCESS_KEY_ID") or "test", env.get("AWS_SECRET_ACCESS_KEY") or "test"
 
 
-def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive(env: Mapping[str, str], name: str) -> int | None:
     raw = env.get(name)
     if raw is None:
-        return default
+        return None
     try:
         value = int(raw)
     except ValueError:
@@ -101,22 +101,7 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-_bound: Settings | None = None
-
-
-def bind(settings: Settings) -> None:
-    """Point the models' tables and the cached clients at these settings. Called once per
-    process (app.py at import); the local stack and the tests call it with their own."""
-    global _bound
-    from chalicelib import aws, models, runtime_client
-
-    _bound = settings
-    models.bind_tables(settings)
-    aws.reset()
-    runtime_client.reset()
-
-
-def current() -> Settings:
-    if _bound is None:
-        raise RuntimeError("chalicelib is not configured: call chalicelib.settings.bind(Settings.from_env()) first.")
-    return _bound
+def lambda_trace_header() -> str | None:
+    """This invocation's X-Ray trace header: Lambda sets the variable anew for each invocation,
+    so it is read when asked, never kept."""
+    return os.environ.get("_X_AMZN_TRACE_ID")

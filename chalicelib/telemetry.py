@@ -3,7 +3,6 @@ Metrics (EMF), and Powertools' Tracer when X-Ray is on; `boundary` is the edge o
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -13,7 +12,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Request
 
 from chalicelib import contract
-from chalicelib.settings import current
 
 logger = Logger(service="dynavera")
 metrics = Metrics(namespace="Dynavera", service="dynavera")
@@ -21,6 +19,16 @@ metrics = Metrics(namespace="Dynavera", service="dynavera")
 # The id that follows one invocation through the logs: API Gateway's request id (REST and
 # WebSocket), the SQS message id, or the scheduled event's id.
 CORRELATION_ID_PATH = "requestContext.requestId || Records[0].messageId || id"
+
+
+# Handed over by the wiring step: whether X-Ray is on, and where this invocation's trace header is read.
+_tracing = False
+_trace_header: Callable[[], str | None] | None = None
+
+
+def configure(tracing: bool, trace_header: Callable[[], str | None]) -> None:
+    global _tracing, _trace_header
+    _tracing, _trace_header = tracing, trace_header
 
 
 def count(name: str, value: int = 1) -> None:
@@ -52,7 +60,7 @@ def boundary(event: Any, get_response: Callable[[Any], Any]) -> Any:
     def handler(_: Any, __: Any) -> Any:
         return get_response(event)
 
-    if current().tracing:
+    if _tracing:
         handler = _tracer().capture_lambda_handler(handler)
     handler = logger.inject_lambda_context(handler, correlation_id_path=CORRELATION_ID_PATH, clear_state=True)
     try:
@@ -67,8 +75,7 @@ def trace_headers() -> dict[str, str]:
     correlation_id = logger.get_correlation_id()
     if correlation_id:
         headers[contract.CORRELATION_HEADER] = str(correlation_id)
-    # Lambda sets the X-Ray trace header per invocation in this variable (the X-Ray SDK reads it too).
-    trace = os.environ.get("_X_AMZN_TRACE_ID")
+    trace = _trace_header() if _trace_header else None
     if trace:
         headers[contract.TRACE_HEADER] = trace
     return headers

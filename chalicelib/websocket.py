@@ -16,7 +16,6 @@ from chalicelib.clock import now, now_iso
 from chalicelib.errors import DynaveraError, Invalid, error_frame
 from chalicelib.fanout import forget_connection, post_to_connection
 from chalicelib.models import Connection, Execution, Subscription
-from chalicelib.settings import current
 from chalicelib.telemetry import logger
 
 # API Gateway closes a connection after 2 hours; rows outlive it a little, then expire.
@@ -24,8 +23,17 @@ CONNECTION_TTL = timedelta(hours=2, minutes=10)
 MAX_FRAME_BYTES = 32 * 1024
 
 
+# The @connections endpoint when it is not the event's own (the local gateway), from the wiring step.
+_endpoint: str | None = None
+
+
+def configure(endpoint: str | None) -> None:
+    global _endpoint
+    _endpoint = endpoint
+
+
 def management_endpoint(domain_name: str, stage: str) -> str:
-    return current().websocket_endpoint or f"https://{domain_name}/{stage}"
+    return _endpoint or f"https://{domain_name}/{stage}"
 
 
 def connect(connection_id: str, token: str | None, domain_name: str, stage: str) -> str:

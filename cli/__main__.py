@@ -45,9 +45,10 @@ def keys_create(args: argparse.Namespace) -> int:
 
     where = key_store.target(args.stage, args.local, args.region)
     from chalicelib.auth import create_api_key
-    from chalicelib.settings import Settings, bind
+    from chalicelib.settings import Settings
+    from chalicelib.wiring import wire
 
-    bind(Settings.from_env())  # the environment target() arranged
+    wire(Settings.from_env())  # the environment target() arranged
 
     try:
         key = create_api_key(args.user)

@@ -21,9 +21,9 @@ SECRET_FILE = ROOT / "build" / "runtime_secret"
 def demo_key(stack: Stack) -> str:
     from chalicelib.auth import create_api_key, user_for_key
     from chalicelib.errors import Unauthorized
-    from chalicelib.settings import bind
+    from chalicelib.wiring import wire
 
-    bind(stack.settings)
+    wire(stack.settings)
 
     if KEY_FILE.exists():
         try:

@@ -86,7 +86,7 @@ class Stack:
 
     @property
     def settings(self) -> Settings:
-        """The settings its gateway and poller run with, for chalicelib.settings.bind in this process."""
+        """The settings its gateway and poller run with, for chalicelib.wiring.wire in this process."""
         return Settings.from_env(self.lambda_env)
 
     def start_aws(self) -> dict[str, str]:

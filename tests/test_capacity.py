@@ -13,6 +13,7 @@ from chalice.app import SQSEventConfig
 from chalicelib import capacity
 from chalicelib.executor import retry_delay
 from chalicelib.settings import Settings
+from chalicelib.wiring import run_policy
 from local.endpoint import load_template
 from mcp_container.config import Settings as RuntimeSettings
 
@@ -48,7 +49,7 @@ def test_every_stage_gives_the_executor_the_timeout_the_deadlines_are_derived_fr
 
 
 def test_deadlines_and_retries_default_to_what_capacity_derives() -> None:
-    settings = Settings.from_env({})
+    settings = run_policy(Settings.from_env({}))
     assert settings.execution_deadline_seconds == capacity.RUNNING_DEADLINE_SECONDS > capacity.EXECUTOR_TIMEOUT_SECONDS
     assert settings.pending_deadline_seconds == capacity.PENDING_DEADLINE_SECONDS
     # The executor gives up on a busy runtime itself, before the queue dead-letters the message.

@@ -1,4 +1,4 @@
-"""The Lambda code's settings: read once from a mapping, a bad value named, bound by one call."""
+"""The Lambda code's settings: read once from a mapping, a bad value named, wired by one call."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.settings import ConfigError, Settings, bind, current
+from chalicelib.settings import ConfigError, Settings
+from chalicelib.wiring import run_policy, wire
 
 
 def test_names_follow_the_stage_unless_the_environment_names_them() -> None:
@@ -31,23 +32,45 @@ def test_tracing_is_on_only_inside_lambda_unless_powertools_turns_it_off() -> No
 
 
 @pytest.fixture
-def rebound() -> Iterator[None]:
-    import app  # noqa: F401 - binds the settings of this process's environment, as in Lambda
+def rewired() -> Iterator[None]:
+    import app
 
-    before = current()
     yield
-    bind(before)
+    wire(app.settings)
 
 
-def test_one_bind_points_every_model_and_client_at_the_settings(rebound: None) -> None:
-    from chalicelib import aws
+def test_one_wiring_step_points_every_model_and_client_at_the_settings(rewired: None) -> None:
+    from chalicelib import aws, executor, runtime_client, websocket
     from chalicelib.models import TABLES
 
     settings = Settings.from_env(
-        {"DYNAVERA_STAGE": "bound", "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "MCP_AGENT_URL": "http://runtime:1/"}
+        {
+            "DYNAVERA_STAGE": "bound",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+            "MCP_AGENT_URL": "http://runtime:1/",
+            "RUN_ATTEMPTS": "3",
+            "WEBSOCKET_ENDPOINT": "http://127.0.0.1:10",
+        }
     )
-    bind(settings)
+    wire(settings)
     for model, field in TABLES.items():
         assert (model.Meta.table_name, model.Meta.host) == (getattr(settings, field), "http://127.0.0.1:9")
     assert aws.sqs().meta.endpoint_url == "http://127.0.0.1:9"
-    assert current().mcp_agent_url == "http://runtime:1"
+    assert str(runtime_client._client().base_url) == "http://runtime:1"
+    assert run_policy(settings).run_attempts == 3 and executor.RunPolicy().run_attempts != 3
+    assert websocket.management_endpoint("abc.example", "api") == "http://127.0.0.1:10"
+
+
+def test_settings_is_a_leaf_and_only_it_reads_the_environment() -> None:
+    import ast
+    from pathlib import Path
+
+    for path in Path("chalicelib").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        } | {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        if path.name == "settings.py":
+            assert not [name for name in names if name.startswith("chalicelib")], names
+        else:
+            assert "os" not in names, f"{path} imports os: settings.py alone reads the environment"

@@ -14,7 +14,8 @@ import pytest
 from chalice import Chalice
 from chalice.test import Client
 
-from chalicelib.settings import Settings, bind
+from chalicelib.settings import Settings
+from chalicelib.wiring import wire
 from local import endpoint
 from local.lambda_runtime import LambdaContext
 from local.poller import Poller, scheduled_event
@@ -33,9 +34,9 @@ class Handlers:
     poller: Poller
     recorder: Recorder
 
-    def bind(self, **changes: Any) -> None:
-        """Settings of this stage with `changes`, bound for the rest of the test."""
-        bind(replace(self.settings, **changes))
+    def rewire(self, **changes: Any) -> None:
+        """Settings of this stage with `changes`, wired for the rest of the test."""
+        wire(replace(self.settings, **changes))
 
     def user(self) -> tuple[str, str]:
         """A new user and its API key."""
@@ -132,7 +133,7 @@ def handlers(aws_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     stack.start_aws()
     settings = stack.settings
-    bind(settings)
+    wire(settings)
     # A project without .chalice/: the client then adds no stage variables to os.environ while it
     # invokes (it swaps os.environ for a copy, which concurrent invocations could leave behind).
     client = Client(app_module.app, project_dir=str(tmp_path_factory.mktemp("chalice-project")))
@@ -152,7 +153,7 @@ def h(handlers: Handlers) -> Iterator[Handlers]:
     """The handlers with the stage's own settings bound again after each test, the queue empty."""
     drain(handlers)
     yield handlers
-    bind(handlers.settings)
+    wire(handlers.settings)
     handlers.runtime.released.set()
     drain(handlers)
 

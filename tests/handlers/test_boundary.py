@@ -31,7 +31,7 @@ def test_the_sweeper_logs_under_its_event_id_and_flushes_what_it_counted(
 ) -> None:
     from chalicelib.models import Execution
 
-    h.bind(pending_deadline_seconds=1)
+    h.rewire(pending_deadline_seconds=1)
     _, key = h.user()
     execution_id = h.start(key, h.agent(key))
     h.execution(execution_id).update(actions=[Execution.created_at.set("2026-01-01T00:00:00.000000Z")])
@@ -67,7 +67,7 @@ def test_outside_lambda_no_tracer_is_loaded_and_nothing_warns() -> None:
 def test_with_tracing_on_every_kind_of_handler_still_answers(h: Handlers) -> None:
     from tests.infra.conftest import load_event
 
-    h.bind(tracing=True)
+    h.rewire(tracing=True)
     assert h.api(load_event("rest_get_health.json"))["statusCode"] == 200
     _, key = h.user()
     assert h.send(h.connect(key), {"action": "ping"}) == [{"type": "pong"}]

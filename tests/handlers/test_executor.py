@@ -92,7 +92,7 @@ def test_a_runtime_500_fails_the_run_before_it_starts(h: Handlers) -> None:
 
 
 def test_a_busy_runtime_leaves_the_run_pending_then_fails_it_past_the_attempts(h: Handlers) -> None:
-    h.bind(run_attempts=2, retry_base_seconds=1)
+    h.rewire(run_attempts=2, retry_base_seconds=1)
     _, execution_id, _ = started_run(h)
     h.runtime.play(status=429)
     assert h.deliver() == 1
@@ -154,7 +154,7 @@ def test_a_stop_racing_the_result_ends_the_run_exactly_once(h: Handlers) -> None
 def test_the_sweeper_fails_a_run_left_running_past_its_deadline(h: Handlers) -> None:
     from chalicelib.models import Execution
 
-    h.bind(execution_deadline_seconds=1)
+    h.rewire(execution_deadline_seconds=1)
     _, execution_id, connection_id = started_run(h)
     h.execution(execution_id).update(
         actions=[Execution.status.set("running"), Execution.started_at.set("2026-01-01T00:00:01.000000Z")]

@@ -55,7 +55,7 @@ def toured(handlers: Handlers) -> set[AwsCall]:
     h.rest("GET", f"/executions/{execution_id}/events", key)
     h.rest("POST", f"/executions/{h.start(key, agent_id)}/stop", key)
     h.send(connection_id, {"action": "stop_agent", "execution_id": execution_id})
-    h.bind(execution_deadline_seconds=1, pending_deadline_seconds=1, run_attempts=5, retry_base_seconds=1)
+    h.rewire(execution_deadline_seconds=1, pending_deadline_seconds=1, run_attempts=5, retry_base_seconds=1)
     h.runtime.play(status=429)
     h.start(key, agent_id)
     wait_until(h.deliver, 10, "a deferred run")

@@ -46,7 +46,7 @@ def test_ws_connect_event_records_the_connection_and_its_management_endpoint(h: 
     from chalicelib.models import Connection
 
     seed_api_key()
-    h.bind(websocket_endpoint=None)  # as deployed: the endpoint comes from the event
+    h.rewire(websocket_endpoint=None)  # as deployed: the endpoint comes from the event
     event = load_event("ws_connect.json")
     assert h.invoke("ws_connect", event)["statusCode"] == 200
     context = event["requestContext"]

@@ -24,7 +24,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.settings import Settings, bind, current
+from chalicelib.settings import Settings
+from chalicelib.wiring import wire
 from deploy import app_template
 from deploy.plan import Plan
 from local import endpoint
@@ -195,17 +196,15 @@ def lambdas(package: Package, runtime_sdk: Path, stage: Stage, moto_url: str) ->
 
 @contextmanager
 def bound(settings: Settings) -> Iterator[None]:
-    """chalicelib pointed at the stage while a test writes its rows, then back."""
-    try:
-        previous: Settings | None = current()
-    except RuntimeError:
-        previous = None
-    bind(settings)
+    """chalicelib pointed at the stage while a test writes its rows, then back at this process's
+    own settings (the ones `import app` wired)."""
+    import app
+
+    wire(settings)
     try:
         yield
     finally:
-        if previous is not None:
-            bind(previous)
+        wire(app.settings)
 
 
 def _seed_key(stage: Stage) -> str:

@@ -1,0 +1,27 @@
+"""The one wiring step: settings in, and each module handed just what it needs of them — the
+models their tables, the AWS clients their endpoint, the runtime client its URL and secret,
+telemetry its tracing switch, the executor its run policy, the WebSocket its endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from chalicelib import aws, executor, models, runtime_client, telemetry, websocket
+from chalicelib.settings import Settings, lambda_trace_header
+
+
+def run_policy(settings: Settings) -> executor.RunPolicy:
+    """The platform's run policy with the stage's overrides."""
+    overrides = {f.name: getattr(settings, f.name) for f in fields(executor.RunPolicy)}
+    return executor.RunPolicy(**{name: value for name, value in overrides.items() if value is not None})
+
+
+def wire(settings: Settings) -> None:
+    """Called once per process (app.py at import); the local stack and the tests call it again
+    with their own settings."""
+    models.bind_tables(settings)
+    aws.configure(settings)
+    runtime_client.configure(settings.mcp_agent_url, settings.runtime_secret, settings.runtime_secret_arn)
+    telemetry.configure(settings.tracing, lambda_trace_header)
+    executor.configure(run_policy(settings))
+    websocket.configure(settings.websocket_endpoint)
