@@ -15,7 +15,7 @@ from chalicelib.pagination import query_page
 
 def create(user_id: str, body: dict[str, Any]) -> Agent:
     if "name" not in body:
-        raise Invalid("'name' is required.")
+        raise Invalid("'name' is required.", field="name")
     fields = validation.agent_fields(body, validation.AGENT_CONFIG_DEFAULTS)
     stamp = now_iso()
     agent = Agent(

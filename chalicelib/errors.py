@@ -8,86 +8,90 @@ from typing import Any
 from chalice import Response
 from chalice.app import ChaliceUnhandledError
 
-from chalicelib import contract
+import contract
 
 
 class DynaveraError(ChaliceUnhandledError):
-    """Base of every error a client may see.
+    """Base of every error a client may see; its class's code (the contract's) sets the status.
 
     It derives from ChaliceUnhandledError only because Chalice turns any other exception
     raised in a view into its own 500 body before middleware sees it.
     """
 
-    code = "internal_error"
+    code = contract.INTERNAL_ERROR
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.field = field
         if code:
             self.code = code
 
+    @property
+    def status(self) -> int:
+        return contract.HTTP_STATUS[type(self).code]
+
 
 class Invalid(DynaveraError):
-    code = "validation_error"
+    code = contract.VALIDATION_ERROR
 
 
 class InvalidJson(DynaveraError):
-    code = "invalid_json"
+    code = contract.INVALID_JSON
 
 
 class TooLarge(DynaveraError):
-    code = "too_large"
+    code = contract.TOO_LARGE
 
 
 class Unauthorized(DynaveraError):
-    code = "unauthorized"
+    code = contract.UNAUTHORIZED
 
 
 class NotFound(DynaveraError):
-    code = "not_found"
+    code = contract.NOT_FOUND
 
 
 class Conflict(DynaveraError):
-    code = "conflict"
+    code = contract.CONFLICT
 
 
 class Unavailable(DynaveraError):
-    code = "unavailable"
+    code = contract.UNAVAILABLE
 
 
-_STATUS = {
-    Invalid: 400,
-    InvalidJson: 400,
-    TooLarge: 400,
-    Unauthorized: 401,
-    NotFound: 404,
-    Conflict: 409,
-    Unavailable: 503,
-}
+def from_contract(err: contract.ContractError) -> DynaveraError:
+    """The contract's refusal as the error class of its code."""
+    cls = next((c for c in (InvalidJson, TooLarge) if c.code == err.code), Invalid)
+    return cls(str(err), err.code, err.field)
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    error = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
 
 
 def error_response(err: DynaveraError) -> Response:
-    status = next((s for cls, s in _STATUS.items() if isinstance(err, cls)), 500)
-    return Response(body=error_body(err.code, err.message), status_code=status)
+    return Response(body=error_body(err.code, err.message, err.field), status_code=err.status)
 
 
 def error_frame(err: DynaveraError, request_id: str | None = None) -> dict[str, Any]:
     frame: dict[str, Any] = {"type": "error", "code": err.code, "message": err.message}
+    if err.field is not None:
+        frame["field"] = err.field
     if request_id is not None:
         frame["request_id"] = request_id
     return frame
 
 
 _CHALICE_CODES = {
-    "MethodNotAllowedError": "method_not_allowed",
-    "UnsupportedMediaType": "unsupported_media_type",
-    "BadRequest": "bad_request",
-    "NotFoundError": "not_found",
-    "InternalServerError": "internal_error",
+    "MethodNotAllowedError": contract.METHOD_NOT_ALLOWED,
+    "UnsupportedMediaType": contract.UNSUPPORTED_MEDIA_TYPE,
+    "BadRequest": contract.BAD_REQUEST,
+    "NotFoundError": contract.NOT_FOUND,
+    "InternalServerError": contract.INTERNAL_ERROR,
 }
 
 
@@ -104,8 +108,9 @@ def normalise_response(response: Response) -> Response:
         except ValueError:
             return response
     if isinstance(body, dict) and "Code" in body and "Message" in body:
-        code = _CHALICE_CODES.get(body["Code"], "error")
-        message = body["Message"] if code != "internal_error" else "An internal error occurred."
+        fallback = contract.INTERNAL_ERROR if response.status_code >= 500 else contract.BAD_REQUEST
+        code = _CHALICE_CODES.get(body["Code"], fallback)
+        message = body["Message"] if code != contract.INTERNAL_ERROR else "An internal error occurred."
         body = error_body(code, message)
         response.headers["Content-Type"] = "application/json"
     if isinstance(body, dict | list):

@@ -23,7 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib import aws, contract
+import contract
+from chalicelib import aws
 from chalicelib.aws import connections_api
 from chalicelib.clock import new_id
 from chalicelib.events import list_events

@@ -1,7 +1,8 @@
 """The REST contract (DESIGN §3) as an OpenAPI 3.1 document, served at GET /openapi.json.
 
-Its bounds, patterns and defaults are the ones validation enforces, read from the same
-constants (chalicelib.contract and chalicelib.validation), so the two cannot drift apart.
+Its bounds, patterns, defaults and error codes are the ones validation enforces, read from the
+same constants (the contract package and chalicelib.validation), so the two cannot drift apart:
+a client (the console) reads them from here rather than restating them.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from chalicelib import contract, validation
+import contract
+from chalicelib import validation
 
 UUID = {"type": "string", "format": "uuid"}
 STAMP = {"type": "string", "format": "date-time"}
@@ -52,7 +54,11 @@ def _schemas() -> dict[str, Any]:
                 "error": {
                     "type": "object",
                     "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    "properties": {
+                        "code": {"enum": sorted(contract.HTTP_STATUS)},
+                        "message": {"type": "string"},
+                        "field": {"type": "string", "description": "The input a validation error is about."},
+                    },
                 }
             },
         },

@@ -26,9 +26,9 @@ def decode_token(token: str | None) -> tuple[str, str] | None:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         created_at, item_id = json.loads(raw)
     except (binascii.Error, ValueError, TypeError) as err:
-        raise Invalid("'next_token' is not a token this API issued.") from err
+        raise Invalid("'next_token' is not a token this API issued.", field="next_token") from err
     if not isinstance(created_at, str) or not isinstance(item_id, str):
-        raise Invalid("'next_token' is not a token this API issued.")
+        raise Invalid("'next_token' is not a token this API issued.", field="next_token")
     return created_at, item_id
 
 

@@ -16,13 +16,18 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import contract
 from chalicelib.telemetry import logger, trace_headers
 
 if TYPE_CHECKING:
     import httpx
 
 # Answers that mean "not now": queue full, still loading, this execution already admitted.
-BUSY_STATUSES = {429: "busy", 503: "still loading", 409: "still holding an earlier attempt of this run"}
+BUSY_STATUSES = {
+    contract.HTTP_STATUS[contract.BUSY]: "at capacity",
+    contract.HTTP_STATUS[contract.NOT_READY]: "still loading",
+    contract.HTTP_STATUS[contract.CONFLICT]: "still holding an earlier attempt of this run",
+}
 
 
 # Powertools' cache of the secret; the client is cached for the container's life anyway.

@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Request
 
-from chalicelib import contract
+import contract
 
 logger = Logger(service="dynavera")
 metrics = Metrics(namespace="Dynavera", service="dynavera")

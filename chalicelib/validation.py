@@ -9,8 +9,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from chalicelib import contract
-from chalicelib.errors import Invalid, InvalidJson, TooLarge
+import contract
+from chalicelib.errors import Invalid, InvalidJson, TooLarge, from_contract
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_NAME_CHARS = 100
@@ -38,7 +38,7 @@ def _contract() -> Iterator[None]:
     try:
         yield
     except contract.ContractError as err:
-        raise Invalid(str(err), err.code) from err
+        raise from_contract(err) from err
 
 
 def json_object(
@@ -56,7 +56,7 @@ def json_object(
     try:
         value = contract.loads(raw)
     except contract.ContractError as err:
-        raise (TooLarge if err.code == contract.TOO_LARGE else InvalidJson)(f"{what}: {err}") from err
+        raise from_contract(contract.ContractError(f"{what}: {err}", err.code)) from err
     if not isinstance(value, dict):
         raise InvalidJson(f"{what} must be a JSON object.")
     return value
@@ -65,16 +65,16 @@ def json_object(
 def _only(body: Mapping[str, Any], allowed: set[str], what: str) -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise Invalid(f"Unknown field(s) in {what}: {', '.join(unknown)}.")
+        raise Invalid(f"Unknown field(s) in {what}: {', '.join(unknown)}.", field=unknown[0])
 
 
 def _text(value: Any, field: str, max_chars: int, min_chars: int = 0) -> str:
     if not isinstance(value, str):
-        raise Invalid(f"'{field}' must be a string.")
+        raise Invalid(f"'{field}' must be a string.", field=field)
     if len(value.strip()) < min_chars:
-        raise Invalid(f"'{field}' must not be empty.")
+        raise Invalid(f"'{field}' must not be empty.", field=field)
     if len(value) > max_chars:
-        raise Invalid(f"'{field}' must be at most {max_chars} characters.")
+        raise Invalid(f"'{field}' must be at most {max_chars} characters.", field=field)
     return value
 
 
@@ -99,16 +99,16 @@ def agent_fields(body: Mapping[str, Any], current_config: Mapping[str, Any]) -> 
 def input_data(body: Mapping[str, Any]) -> dict[str, Any]:
     """The input_data of a start request: an object with a query, at most 32 KiB encoded."""
     if "input_data" not in body:
-        raise Invalid("'input_data' is required, for example {\"query\": \"What is fNIRS?\"}.")
+        raise Invalid("'input_data' is required, for example {\"query\": \"What is fNIRS?\"}.", field="input_data")
     data = body["input_data"]
     if not isinstance(data, dict):
-        raise Invalid("'input_data' must be an object.")
+        raise Invalid("'input_data' must be an object.", field="input_data")
     if len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")) > (
         contract.MAX_INPUT_BYTES
     ):
-        raise TooLarge(f"'input_data' is over {contract.MAX_INPUT_BYTES // 1024} KiB encoded.")
+        raise TooLarge(f"'input_data' is over {contract.MAX_INPUT_BYTES // 1024} KiB encoded.", field="input_data")
     if "query" not in data:
-        raise Invalid("'input_data.query' is required.")
+        raise Invalid("'input_data.query' is required.", field=contract.QUERY_FIELD)
     with _contract():
         contract.check_query(data["query"])
     return data
@@ -123,7 +123,7 @@ def fits_context(query: str, config: Mapping[str, Any]) -> None:
 def only_known_parameters(route: str, params: Mapping[str, str] | None) -> None:
     unknown = sorted(set(params or {}) - set(QUERY_PARAMETERS.get(route, ())))
     if unknown:
-        raise Invalid(f"Unknown query parameter(s): {', '.join(map(repr, unknown))}.")
+        raise Invalid(f"Unknown query parameter(s): {', '.join(map(repr, unknown))}.", field=unknown[0])
 
 
 def uuid_param(value: Any, what: str) -> str:
@@ -131,14 +131,14 @@ def uuid_param(value: Any, what: str) -> str:
     try:
         return str(uuid.UUID(str(value)))
     except ValueError as err:
-        raise Invalid(f"'{what}' must be a UUID.") from err
+        raise Invalid(f"'{what}' must be a UUID.", field=what) from err
 
 
 def int_param(value: str | None, name: str, default: int, low: int, high: int) -> int:
     if value is None:
         return default
     if not re.fullmatch(r"\d{1,9}", value) or not low <= int(value) <= high:
-        raise Invalid(f"'{name}' must be an integer from {low} to {high}.")
+        raise Invalid(f"'{name}' must be an integer from {low} to {high}.", field=name)
     return int(value)
 
 
@@ -150,5 +150,5 @@ def idempotency_key(value: str | None) -> str | None:
     if value is None:
         return None
     if not _IDEMPOTENCY_KEY.match(value):
-        raise Invalid("'Idempotency-Key' must be 1-255 visible ASCII characters.")
+        raise Invalid("'Idempotency-Key' must be 1-255 visible ASCII characters.", field="Idempotency-Key")
     return value

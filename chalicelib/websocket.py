@@ -11,6 +11,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
+import contract
 from chalicelib import auth, fanout, runs, validation
 from chalicelib.clock import now, now_iso
 from chalicelib.errors import DynaveraError, Invalid, error_frame
@@ -65,11 +66,12 @@ def handle_frame(connection_id: str, body: str | None) -> None:
         request_id = frame.get("request_id")
         if request_id is not None and not isinstance(request_id, str | int):
             request_id = None
-            raise Invalid("'request_id' must be a string or an integer.")
+            raise Invalid("'request_id' must be a string or an integer.", field="request_id")
         action = frame.get("action")
         handler = _ACTIONS.get(action) if isinstance(action, str) else None
         if handler is None:
-            raise Invalid(f"Unknown action {action!r}; use one of {', '.join(sorted(_ACTIONS))}.", "unknown_action")
+            known = ", ".join(sorted(_ACTIONS))
+            raise Invalid(f"Unknown action {action!r}; use one of {known}.", contract.UNKNOWN_ACTION, "action")
         handler(connection, frame)
     except DynaveraError as err:
         post_to_connection(connection.endpoint, connection_id, error_frame(err, request_id))
@@ -87,7 +89,7 @@ def _ping(connection: Connection, frame: dict[str, Any]) -> None:
 
 def _start_agent(connection: Connection, frame: dict[str, Any]) -> None:
     if "agent_id" not in frame:
-        raise Invalid("'agent_id' is required.")
+        raise Invalid("'agent_id' is required.", field="agent_id")
     body = {"input_data": frame["input_data"]} if "input_data" in frame else {}
     execution = runs.start(connection.user_id, str(frame["agent_id"]), body, idempotency_key=None)
     started: dict[str, Any] = {
@@ -105,7 +107,7 @@ def _start_agent(connection: Connection, frame: dict[str, Any]) -> None:
 def _subscribe(connection: Connection, frame: dict[str, Any]) -> None:
     after = frame.get("after", 0)
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise Invalid("'after' must be a non-negative integer seq.")
+        raise Invalid("'after' must be a non-negative integer seq.", field="after")
     follow(connection, runs.get(connection.user_id, _execution_id(frame)), after)
 
 
@@ -127,7 +129,7 @@ def _stop_agent(connection: Connection, frame: dict[str, Any]) -> None:
 
 def _execution_id(frame: dict[str, Any]) -> str:
     if "execution_id" not in frame:
-        raise Invalid("'execution_id' is required.")
+        raise Invalid("'execution_id' is required.", field="execution_id")
     return validation.uuid_param(frame["execution_id"], "execution_id")
 
 

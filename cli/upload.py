@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from chalicelib.contract import DOCUMENT_TYPES
+from contract import DOCUMENT_TYPES
 
 # A document stops here: indexed, failed, or gone from under us.
 TERMINAL = frozenset({"indexed", "failed", "deleting"})

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from deploy.plan import Outputs, Plan, shown_path
+from deploy.plan import ROOT, Outputs, Plan, shown_path
 from deploy.prerequisites import chalice_command
 from deploy.stacks import deploy_stack
 
@@ -197,6 +200,22 @@ def merge_template(app: Any, stage: str) -> dict[str, Any]:
     return {"Parameters": PARAMETERS, "Resources": resources}
 
 
+@contextmanager
+def vendored_contract() -> Iterator[None]:
+    """The contract package in vendor/ while Chalice packages: Chalice zips app.py, chalicelib/
+    and vendor/ only, and vendor/'s contents land at the top of the zip, where `import contract`
+    finds them. Removed afterwards, so the checkout keeps one copy."""
+    target = ROOT / "vendor" / "contract"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(ROOT / "contract", target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    try:
+        yield
+    finally:
+        shutil.rmtree(target)
+        if not any(target.parent.iterdir()):
+            target.parent.rmdir()
+
+
 def _log_group(name: str) -> dict[str, Any]:
     return {
         "Type": "AWS::Logs::LogGroup",
@@ -245,11 +264,12 @@ def package(plan: Plan, console_origin: str) -> Path:
     merge.write_text(json.dumps(merge_template(chalice_app.app, plan.stage), indent=2) + "\n")
     chalice = str(chalice_command())
     relative = [shown_path(path) for path in (merge, out)]
-    plan.command(
-        [chalice, "package", "--stage", plan.stage, "--merge-template", relative[0], relative[1]],
-        local=True,
-        env={"CONSOLE_ORIGIN": console_origin},
-    )
+    with vendored_contract():
+        plan.command(
+            [chalice, "package", "--stage", plan.stage, "--merge-template", relative[0], relative[1]],
+            local=True,
+            env={"CONSOLE_ORIGIN": console_origin},
+        )
     return out / "sam.json"
 
 

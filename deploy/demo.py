@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from chalicelib.contract import DEFAULT_COLLECTION
 from cli import upload
+from contract import DEFAULT_COLLECTION
 from deploy.plan import ROOT, DeployError, Plan
 
 CORPUS = ROOT / "mcp_container" / "corpus"

@@ -11,6 +11,8 @@ from pathlib import Path
 from deploy.plan import ROOT, Plan
 
 CONTEXT = ROOT / "mcp_container"
+# Named build contexts the Dockerfile copies from (`COPY --from=contract`): the shared contract.
+NAMED_CONTEXTS = {"contract": ROOT / "contract"}
 
 
 def _ignored(relative: str, patterns: list[str]) -> bool:
@@ -20,8 +22,9 @@ def _ignored(relative: str, patterns: list[str]) -> bool:
     )
 
 
-def content_tag(context: Path = CONTEXT) -> str:
-    """A tag that changes exactly when a file the build sees changes (.dockerignore honoured)."""
+def content_tag(context: Path = CONTEXT, named: dict[str, Path] = NAMED_CONTEXTS) -> str:
+    """A tag that changes exactly when a file the build sees changes: the build context
+    (.dockerignore honoured) and the named contexts (the same patterns ignored)."""
     ignore_file = context / ".dockerignore"
     patterns = (
         [line.strip() for line in ignore_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
@@ -29,12 +32,19 @@ def content_tag(context: Path = CONTEXT) -> str:
         else []
     )
     digest = hashlib.sha256()
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
-        relative = path.relative_to(context).as_posix()
-        if _ignored(relative, patterns):
-            continue
-        digest.update(relative.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for prefix, root in [("", context), *((f"{name}:", path) for name, path in sorted(named.items()))]:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            relative = path.relative_to(root).as_posix()
+            if _ignored(relative, patterns):
+                continue
+            digest.update((prefix + relative).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     return "c" + digest.hexdigest()[:16]
+
+
+def build_command(image: str) -> list[str]:
+    """`docker build` of the runtime image, with the named contexts its Dockerfile copies from."""
+    named = [f"--build-context={name}={path.relative_to(ROOT)}" for name, path in sorted(NAMED_CONTEXTS.items())]
+    return ["docker", "build", "--platform", "linux/amd64", *named, "--tag", image, "mcp_container"]
 
 
 def image_exists(plan: Plan, repository: str, tag: str) -> bool:
@@ -65,7 +75,7 @@ def publish_image(plan: Plan, repository_name: str, repository_uri: str, tag: st
     if not plan.dry_run:
         assert plan.run_command is not None
         plan.run_command(["docker", "login", "--username", "AWS", "--password-stdin", registry], ROOT, password, {})
-    plan.command(["docker", "build", "--platform", "linux/amd64", "--tag", image, "mcp_container"])
+    plan.command(build_command(image))
     plan.command(["docker", "push", image])
 
 

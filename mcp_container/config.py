@@ -8,12 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcp_container import contract
+import contract
 
 DEFAULT_MODEL = Path("build/models/SmolLM2-135M-Instruct.Q4_1.starcoder.gguf")
 DEFAULT_EMBEDDER = Path("build/models/all-MiniLM-L6-v2.onnx")
 DEFAULT_RAG_DB = Path("build/rag_db")
-DEFAULT_COLLECTION = contract.DEFAULT_COLLECTION
 
 
 class ConfigError(ValueError):
@@ -31,7 +30,7 @@ class Settings:
     queue_size: int = 4
     # None lets llama.cpp pick; ECS task sizes differ from laptops.
     n_threads: int | None = None
-    default_collection: str = DEFAULT_COLLECTION
+    default_collection: str = contract.DEFAULT_COLLECTION
     # The model's context window in tokens; the API refuses queries that might not fit it.
     context_tokens: int = contract.CONTEXT_TOKENS
     # What a caller must send as `Authorization: Bearer …` on every route but /health; the

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_container import contract
+import contract
 from mcp_container.config import Settings
 from mcp_container.embedder import MiniLMEmbedder
 from mcp_container.llm import GenerationError, GenerationParams, Generator, GPT4AllGenerator, Usage

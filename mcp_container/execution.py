@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_container import contract
+import contract
 from mcp_container.engine import AskConfig, Engine
 from mcp_container.llm import GenerationError, Usage
 from mcp_container.rag import Passage, UnknownCollection

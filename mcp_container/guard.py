@@ -14,11 +14,25 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+import contract
+
 OPEN_PATHS = frozenset({"/health"})
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    code: str, message: str, headers: dict[str, str] | None = None, status: int | None = None
+) -> JSONResponse:
+    """The contract's error shape, with the status the contract gives `code` unless one is named."""
+    status = status or contract.HTTP_STATUS[code]
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def refused_input(error: contract.ContractError) -> JSONResponse:
+    """A body outside the contract, answered as the API answers it: code, message and field."""
+    body = {"code": error.code, "message": str(error)}
+    if error.field is not None:
+        body["field"] = error.field
+    return JSONResponse({"error": body}, status_code=contract.HTTP_STATUS[error.code])
 
 
 class Guard:
@@ -38,13 +52,13 @@ class Guard:
         headers = Headers(scope=scope)
         origin = headers.get("origin")
         if origin is not None and origin not in self.allowed_origins:
-            return error_response(403, "forbidden_origin", "cross-origin requests are not accepted")
+            return error_response(contract.FORBIDDEN_ORIGIN, "cross-origin requests are not accepted")
         if not hmac.compare_digest(headers.get("authorization", "").encode(), self.expected):
             return error_response(
-                401, "unauthorized", "a valid runtime secret is required", {"WWW-Authenticate": "Bearer"}
+                contract.UNAUTHORIZED, "a valid runtime secret is required", {"WWW-Authenticate": "Bearer"}
             )
         has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if has_body and media_type != "application/json":
-            return error_response(415, "unsupported_media_type", "request bodies must be application/json")
+            return error_response(contract.UNSUPPORTED_MEDIA_TYPE, "request bodies must be application/json")
         return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mcp_container.contract import DEFAULT_SYSTEM_PROMPT
+from contract import DEFAULT_SYSTEM_PROMPT
 from mcp_container.llm import Message
 from mcp_container.rag import Passage
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp_container import contract
+import contract
 from mcp_container.config import go_offline
 
 log = logging.getLogger(__name__)

@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from mcp_container import contract
+import contract
 from mcp_container.config import Settings, configure_logging
 from mcp_container.engine import Engine
 from mcp_container.execution import Event, ExecuteRequest, InvalidRequest, run_execution, strict_json
-from mcp_container.guard import Guard, error_response
+from mcp_container.guard import Guard, error_response, refused_input
 from mcp_container.runtime import Runtime
 from mcp_container.scheduler import AlreadyRunning, QueueFull, Scheduler
 from mcp_container.tools import create_mcp_server
@@ -92,31 +92,32 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Guard:
 
     async def execute(request: Request) -> StreamingResponse | JSONResponse:
         if not runtime.ready:
-            return error_response(503, "not_ready", "the runtime is still loading its model", {"Retry-After": "2"})
+            return error_response(contract.NOT_READY, "the runtime is still loading its model", {"Retry-After": "2"})
         raw = await request.body()
         if len(raw) > MAX_BODY_BYTES:
-            return error_response(400, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+            return error_response(contract.TOO_LARGE, f"the body is larger than {MAX_BODY_BYTES} bytes")
         try:
             body: Any = strict_json(raw)
         except InvalidRequest as error:
-            return error_response(400, error.code, str(error))
+            return refused_input(error)
         try:
             execute_request = ExecuteRequest.parse(body, settings.default_collection, request.headers)
         except InvalidRequest as error:
-            return error_response(400, error.code, str(error))
+            return refused_input(error)
         try:
             job = runtime.scheduler.admit(execute_request.execution_id)
         except QueueFull as error:
-            return error_response(429, "busy", f"the runtime is busy: {error}", {"Retry-After": str(RETRY_AFTER_SECONDS)})
+            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return error_response(contract.BUSY, f"the runtime is busy: {error}", retry)
         except AlreadyRunning:
-            return error_response(409, "conflict", f"execution {execute_request.execution_id} is already running")
+            return error_response(contract.CONFLICT, f"execution {execute_request.execution_id} is already running")
         events = run_execution(runtime.engine, runtime.scheduler, job, execute_request)
         return EventStream(events, on_close=lambda: runtime.scheduler.finish(job))
 
     async def cancel(request: Request) -> JSONResponse:
         execution_id = request.path_params["execution_id"]
         if not runtime.scheduler.cancel(execution_id):
-            return error_response(404, "not_found", f"no execution {execution_id} is running or waiting")
+            return error_response(contract.NOT_FOUND, f"no execution {execution_id} is running or waiting")
         return JSONResponse({"execution_id": execution_id, "status": "cancelling"}, status_code=202)
 
     @contextlib.asynccontextmanager
@@ -139,13 +140,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Guard:
 
 async def _http_error(_: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "bad_request")
-    return error_response(error.status_code, code, str(error.detail), dict(error.headers or {}))
+    code = {404: contract.NOT_FOUND, 405: contract.METHOD_NOT_ALLOWED}.get(error.status_code, contract.BAD_REQUEST)
+    return error_response(code, str(error.detail), dict(error.headers or {}), error.status_code)
 
 
 async def _internal_error(_: Request, error: Exception) -> JSONResponse:
     log.error("unhandled error", exc_info=error)
-    return error_response(500, "internal_error", "the runtime failed; see its logs")
+    return error_response(contract.INTERNAL_ERROR, "the runtime failed; see its logs")
 
 
 def main() -> None:

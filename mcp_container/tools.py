@@ -9,7 +9,7 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
-from mcp_container import contract
+import contract
 from mcp_container.execution import ExecuteRequest, InvalidRequest, run_execution
 from mcp_container.rag import UnknownCollection
 from mcp_container.runtime import Runtime

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 
+import contract
 from local.stack import Stack
-from mcp_container import contract
 from tests.conftest import Api, create_key
 
 

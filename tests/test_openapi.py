@@ -12,6 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+import contract
 from chalicelib import openapi
 from local.stack import Stack
 from tests.conftest import Api
@@ -39,3 +40,16 @@ def test_every_answer_matches_the_document(case: Any, rest_stack: Stack, auth: d
     # A page token is opaque: only the API's own tokens are valid, which no schema can say.
     excluded = [positive_data_acceptance] if "next_token" in (case.query or {}) else []
     case.call_and_validate(base_url=rest_stack.api_url, headers=auth, excluded_checks=excluded)
+
+
+def test_the_document_carries_the_contracts_bounds_codes_and_the_error_field() -> None:
+    schemas = openapi.document()["components"]["schemas"]
+    config = schemas["AgentConfig"]["properties"]
+    for name, (low, high, default, _) in contract.NUMBERS.items():
+        assert (config[name]["minimum"], config[name]["maximum"], config[name]["default"]) == (low, high, default)
+    assert config["system_prompt"]["maxLength"] == contract.MAX_SYSTEM_PROMPT_CHARS
+    assert config["collection"]["pattern"] == contract.COLLECTION_PATTERN
+    query = schemas["NewExecution"]["properties"]["input_data"]["properties"]["query"]
+    assert query["maxLength"] == contract.MAX_QUERY_CHARS
+    error = schemas["Error"]["properties"]["error"]["properties"]
+    assert set(error["code"]["enum"]) == set(contract.HTTP_STATUS) and error["field"]["type"] == "string"

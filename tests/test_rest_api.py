@@ -257,6 +257,29 @@ def test_the_largest_storable_integer_and_tiny_doubles_are_accepted(alice: Api) 
     assert response.json()["input_data"]["n"] == int("9" * 38)
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/agents", {"name": "ok", "config": {"top_k": 0}}, "config.top_k"),
+        ("/agents", {"name": "ok", "config": {"collection": "../etc"}}, "config.collection"),
+        ("/agents", {"name": "ok", "config": {"colour": "blue"}}, "config.colour"),
+        ("/agents", {"name": ""}, "name"),
+        ("/agents", {"name": "ok", "admin": True}, "admin"),
+        ("{agent}/executions", {"input_data": {"query": ""}}, "input_data.query"),
+        ("{agent}/executions", {"input_data": "text"}, "input_data"),
+    ],
+)
+def test_a_validation_error_names_its_field(alice: Api, path: str, body: Any, field: str) -> None:
+    path = path.format(agent=f"/agents/{new_agent(alice)['agent_id']}")
+    error = alice.post(path, json=body).json()["error"]
+    assert (error["code"], error["field"]) == ("validation_error", field)
+
+
+def test_malformed_json_names_no_field(alice: Api) -> None:
+    error = alice.post("/agents", content=b"{not json", headers={"Content-Type": "application/json"}).json()["error"]
+    assert error["code"] == "invalid_json" and "field" not in error
+
+
 def test_patch_needs_a_field_and_keeps_limits(alice: Api) -> None:
     agent = new_agent(alice)
     path = f"/agents/{agent['agent_id']}"

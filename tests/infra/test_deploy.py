@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,15 +97,35 @@ def test_every_function_of_the_package_may_write_its_own_log_group(stage: str, d
     assert not allows(policy, "logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/dynavera-{other}:log-stream:x")
 
 
+def test_the_lambda_package_holds_the_contract_and_imports_from_itself(dry_run: DryRun, tmp_path: Path) -> None:
+    with zipfile.ZipFile(dry_run.template_path.parent / "deployment.zip") as package:
+        names = package.namelist()
+        package.extractall(tmp_path)
+    assert "contract/__init__.py" in names and "chalicelib/contract.py" not in names
+    assert not (ROOT / "vendor" / "contract").exists(), "the copy is the package's, not the checkout's"
+    # The unpacked package alone on the path (the venv gives the dependencies, as the zip's own would).
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    probe = "import app, contract; print(contract.__file__)"
+    done = subprocess.run([sys.executable, "-c", probe], check=False, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(tmp_path / "contract" / "__init__.py")
+
+
 def test_image_tag_follows_the_content_of_the_build_context(tmp_path: Path) -> None:
     (tmp_path / ".dockerignore").write_text("__pycache__/\n*.pyc\n")
     (tmp_path / "server.py").write_text("print('a')\n")
-    first = image.content_tag(tmp_path)
+    (tmp_path / "contract").mkdir()
+    (tmp_path / "contract" / "__init__.py").write_text("A = 1\n")
+    named = {"contract": tmp_path / "contract"}
+    first = image.content_tag(tmp_path, named)
     (tmp_path / "__pycache__").mkdir()
     (tmp_path / "__pycache__" / "server.cpython-311.pyc").write_bytes(b"\0")
-    assert image.content_tag(tmp_path) == first, "ignored files must not change the tag"
+    assert image.content_tag(tmp_path, named) == first, "ignored files must not change the tag"
     (tmp_path / "server.py").write_text("print('b')\n")
-    assert image.content_tag(tmp_path) != first
+    second = image.content_tag(tmp_path, named)
+    assert second != first
+    (tmp_path / "contract" / "__init__.py").write_text("A = 2\n")
+    assert image.content_tag(tmp_path, named) != second, "the contract is part of the image"
 
 
 # --- the steps, in order, on the suite's moto server -------------------------------------------

@@ -113,3 +113,13 @@ def test_the_final_stage_installs_only_what_the_runtime_imports() -> None:
     assert installs and all("requirements-serve.txt" in line for line in installs)
     serve = (CONTEXT / "requirements-serve.txt").read_text().lower()
     assert not [name for name in HEAVY if f"\n{name}" in "\n" + serve]
+
+
+def test_both_stages_copy_the_contract_from_the_named_context_the_deploy_build_gives() -> None:
+    from deploy import image
+
+    for stage in stages():
+        copies = [words for words in stage if words[0].upper() == "COPY" and "--from=contract" in words]
+        assert [words[-1] for words in copies] == ["contract/"]
+    assert image.NAMED_CONTEXTS["contract"] == CONTEXT.parent / "contract"
+    assert "--build-context=contract=contract" in image.build_command("dynavera-runtime:x")

@@ -1,9 +1,10 @@
-"""The execution contract (DESIGN.md §3, §6), the one copy both sides install: the bounds and
-defaults of a run's query and config, the default system prompt, and the error codes.
+"""The contract (DESIGN.md §3, §4, §6): what the API, the runtime and the indexer agree on — the
+bounds and defaults of a run's query and config, the default system prompt, strict JSON in and
+out, the error codes with their HTTP statuses, and the documents' statuses and keys.
 
-The runtime imports it as `mcp_container.contract`; the Lambda package holds the same file as
-`chalicelib/contract.py` (a link to this one), so the runtime never imports Lambda code and the
-Lambda never imports the runtime's. Standard library only.
+A package of its own, standard library only, so neither side imports the other's code: the
+Lambda package gets a copy at package time (deploy/app_template.py puts it in vendor/), and the
+runtime image copies it from the build context `contract` (mcp_container/Dockerfile).
 """
 
 from __future__ import annotations
@@ -18,10 +19,40 @@ from typing import Any
 TRACE_HEADER = "X-Amzn-Trace-Id"
 CORRELATION_HEADER = "X-Correlation-Id"
 
-# Error codes (DESIGN.md §3): which limit a refused input broke.
+# Error codes (DESIGN.md §3, §4): the API's error classes (chalicelib/errors.py) and the
+# runtime's refusals are built on these, and answer with the status each names.
 INVALID_JSON = "invalid_json"
 VALIDATION_ERROR = "validation_error"
 TOO_LARGE = "too_large"
+UNKNOWN_ACTION = "unknown_action"
+BAD_REQUEST = "bad_request"
+UNAUTHORIZED = "unauthorized"
+FORBIDDEN_ORIGIN = "forbidden_origin"
+NOT_FOUND = "not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+CONFLICT = "conflict"
+UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+BUSY = "busy"
+INTERNAL_ERROR = "internal_error"
+UNAVAILABLE = "unavailable"
+NOT_READY = "not_ready"
+HTTP_STATUS: dict[str, int] = {
+    INVALID_JSON: 400,
+    VALIDATION_ERROR: 400,
+    TOO_LARGE: 400,
+    UNKNOWN_ACTION: 400,
+    BAD_REQUEST: 400,
+    UNAUTHORIZED: 401,
+    FORBIDDEN_ORIGIN: 403,
+    NOT_FOUND: 404,
+    METHOD_NOT_ALLOWED: 405,
+    CONFLICT: 409,
+    UNSUPPORTED_MEDIA_TYPE: 415,
+    BUSY: 429,
+    INTERNAL_ERROR: 500,
+    UNAVAILABLE: 503,
+    NOT_READY: 503,
+}
 
 MAX_INPUT_BYTES = 32 * 1024
 MAX_QUERY_CHARS = 4000
@@ -56,11 +87,13 @@ _COLLECTION = re.compile(COLLECTION_PATTERN)
 
 
 class ContractError(ValueError):
-    """An input outside the contract; `code` is one of the error codes above."""
+    """An input outside the contract; `code` is one of the error codes above, `field` the input
+    it is about (`config.top_k`), when there is one."""
 
-    def __init__(self, message: str, code: str = VALIDATION_ERROR) -> None:
+    def __init__(self, message: str, code: str = VALIDATION_ERROR, field: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.field = field
 
 
 def loads(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH, depth_code: str = TOO_LARGE) -> Any:
@@ -137,13 +170,16 @@ def default_config() -> dict[str, Any]:
     return config
 
 
+QUERY_FIELD = "input_data.query"
+
+
 def check_query(value: Any) -> str:
     if not isinstance(value, str):
-        raise ContractError("'input_data.query' must be a string.")
+        raise ContractError("'input_data.query' must be a string.", field=QUERY_FIELD)
     if not value.strip():
-        raise ContractError("'input_data.query' must not be empty.")
+        raise ContractError("'input_data.query' must not be empty.", field=QUERY_FIELD)
     if len(value) > MAX_QUERY_CHARS:
-        raise ContractError(f"'input_data.query' must be at most {MAX_QUERY_CHARS} characters.")
+        raise ContractError(f"'input_data.query' must be at most {MAX_QUERY_CHARS} characters.", field=QUERY_FIELD)
     return value
 
 
@@ -155,30 +191,35 @@ def check_fits_context(query: str, system_prompt: str) -> None:
             f"The query and the agent's system prompt take up to {used} of the model's {CONTEXT_TOKENS} "
             "context tokens; shorten the query (non-Latin text and emoji count several bytes a character).",
             TOO_LARGE,
+            QUERY_FIELD,
         )
 
 
 def check_config(value: Any, base: Mapping[str, Any]) -> dict[str, Any]:
     """`value`'s fields checked and laid over `base` (the defaults, or the agent's config)."""
     if not isinstance(value, dict):
-        raise ContractError("'config' must be an object.")
+        raise ContractError("'config' must be an object.", field="config")
     unknown = sorted(set(value) - set(CONFIG_FIELDS))
     if unknown:
-        raise ContractError(f"Unknown field(s) in config: {', '.join(unknown)}.")
+        raise ContractError(f"Unknown field(s) in config: {', '.join(unknown)}.", field=f"config.{unknown[0]}")
     config = dict(base)
     if "system_prompt" in value:
         prompt = value["system_prompt"]
         if not isinstance(prompt, str):
-            raise ContractError("'config.system_prompt' must be a string.")
+            raise ContractError("'config.system_prompt' must be a string.", field="config.system_prompt")
         if len(prompt) > MAX_SYSTEM_PROMPT_CHARS:
-            raise ContractError(f"'config.system_prompt' must be at most {MAX_SYSTEM_PROMPT_CHARS} characters.")
+            raise ContractError(
+                f"'config.system_prompt' must be at most {MAX_SYSTEM_PROMPT_CHARS} characters.",
+                field="config.system_prompt",
+            )
         config["system_prompt"] = prompt
     if "collection" in value:
         collection = value["collection"]
         if not isinstance(collection, str) or not _COLLECTION.match(collection):
             raise ContractError(
                 "'config.collection' must be 3-63 letters, digits, '.', '_' or '-', "
-                "starting and ending with a letter or digit."
+                "starting and ending with a letter or digit.",
+                field="config.collection",
             )
         config["collection"] = collection
     for name, (low, high, _, integer) in NUMBERS.items():
@@ -194,7 +235,7 @@ def _number(value: Any, field: str, low: float, high: float, integer: bool) -> A
     kinds = (int,) if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
         kind = "an integer" if integer else "a number"
-        raise ContractError(f"'{field}' must be {kind} from {low:g} to {high:g}.")
+        raise ContractError(f"'{field}' must be {kind} from {low:g} to {high:g}.", field=field)
     return value
 
 

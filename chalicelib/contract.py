@@ -1,1 +1,0 @@
-../mcp_container/contract.py
