@@ -8,8 +8,8 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import validation
 from chalicelib.clock import new_id, now_iso
-from chalicelib.errors import Invalid, NotFound
-from chalicelib.models import Agent
+from chalicelib.errors import Conflict, Invalid, NotFound
+from chalicelib.models import Agent, conditional
 from chalicelib.pagination import query_page
 
 
@@ -27,7 +27,8 @@ def create(user_id: str, body: dict[str, Any]) -> Agent:
         created_at=stamp,
         updated_at=stamp,
     )
-    agent.save(condition=Agent.agent_id.does_not_exist())
+    with conditional():
+        agent.save(condition=Agent.agent_id.does_not_exist())
     return agent
 
 
@@ -54,10 +55,14 @@ def update(user_id: str, agent_id: str, body: dict[str, Any]) -> Agent:
         raise Invalid("Send at least one of 'name', 'description', 'config'.")
     actions = [getattr(Agent, name).set(value) for name, value in fields.items()]
     actions.append(Agent.updated_at.set(now_iso()))
-    agent.update(actions=actions, condition=Agent.user_id == user_id)
+    # The config was merged over the one read: a change written meanwhile (or a delete) must not be lost.
+    unchanged = (Agent.user_id == user_id) & (Agent.updated_at == agent.updated_at)
+    with conditional(Conflict(f"Agent {agent.agent_id} changed meanwhile; read it again and retry.")):
+        agent.update(actions=actions, condition=unchanged)
     return agent
 
 
 def delete(user_id: str, agent_id: str) -> None:
     agent = get(user_id, agent_id)
-    agent.delete(condition=Agent.user_id == user_id)
+    with conditional(NotFound(f"Agent {agent.agent_id} not found.")):
+        agent.delete(condition=Agent.user_id == user_id)

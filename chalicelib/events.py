@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.exceptions import PutError
-
 from chalicelib.clock import now_iso
 from chalicelib.errors import Conflict
-from chalicelib.models import Event
+from chalicelib.models import Event, conditional
 
 
 def append_event(execution_id: str, seq: int, event_type: str, content: dict[str, Any]) -> Event:
@@ -16,12 +14,8 @@ def append_event(execution_id: str, seq: int, event_type: str, content: dict[str
     event = Event(
         execution_id, seq, event_type=event_type, content=content, timestamp=now_iso()
     )
-    try:
+    with conditional(Conflict(f"Event {seq} of execution {execution_id} exists already.")):
         event.save(condition=Event.seq.does_not_exist())
-    except PutError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            raise Conflict(f"Event {seq} of execution {execution_id} exists already.") from err
-        raise
     return event
 
 

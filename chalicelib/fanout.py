@@ -20,15 +20,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
 import contract
 from chalicelib import aws
 from chalicelib.aws import connections_api
 from chalicelib.clock import new_id
+from chalicelib.errors import Conflict
 from chalicelib.events import list_events
-from chalicelib.models import Connection, Event, Execution, Subscription
+from chalicelib.models import Connection, Event, Execution, Subscription, conditional
 from chalicelib.telemetry import count, logger
 
 # API Gateway refuses frames over 32 KB; source excerpts in the completion frame are cut to fit.
@@ -113,14 +114,11 @@ def subscribe(execution_id: str, connection: Connection, after: int) -> bool:
         expires_at=connection.expires_at,
     )
     try:
-        with TransactWrite(connection=aws.dynamodb()) as transaction:
+        with conditional(), TransactWrite(connection=aws.dynamodb()) as transaction:
             transaction.condition_check(Execution, execution_id, condition=Execution.status.is_in(*LIVE_STATUSES))
             transaction.save(row)
-    except TransactWriteError as err:
-        reasons = [reason.code for reason in err.cancellation_reasons if reason is not None]
-        if "ConditionalCheckFailed" in reasons:
-            return False
-        raise
+    except Conflict:
+        return False
     return True
 
 

@@ -1,4 +1,5 @@
-"""PynamoDB models for every table of infra/data.yaml.
+"""PynamoDB models for every table of infra/data.yaml, and `conditional`, the one way a write
+whose condition fails becomes a domain error.
 
 Table names, region and endpoint come from Settings through `bind_tables`, called by
 chalicelib.wiring.wire; nothing here knows whether it talks to AWS, LocalStack or moto.
@@ -6,6 +7,8 @@ chalicelib.wiring.wire; nothing here knows whether it talks to AWS, LocalStack o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import (
@@ -15,11 +18,34 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from chalicelib.errors import Conflict, DynaveraError
+
 if TYPE_CHECKING:
     from chalicelib.settings import Settings
+
+
+@contextmanager
+def conditional(refused: DynaveraError | None = None) -> Iterator[None]:
+    """Around one conditional write (save, update, delete, or a transaction): a failed condition
+    raises `refused`, a Conflict unless the caller names the domain error it means; any other
+    failure goes up as it is."""
+    try:
+        yield
+    except (PutError, UpdateError, DeleteError, TransactWriteError) as err:
+        if not _condition_failed(err):
+            raise
+        raise (refused or Conflict("It changed meanwhile; read it again.")) from err
+
+
+def _condition_failed(err: PutError | UpdateError | DeleteError | TransactWriteError) -> bool:
+    if isinstance(err, TransactWriteError):
+        reasons = err.cancellation_reasons
+        return any(reason is not None and reason.code == "ConditionalCheckFailed" for reason in reasons)
+    return err.cause_response_code == "ConditionalCheckFailedException"
 
 
 class _Meta:

@@ -12,14 +12,14 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import agents, aws, validation
 from chalicelib.clock import new_id, now, now_iso
 from chalicelib.errors import Conflict, NotFound, Unavailable
 from chalicelib.events import append_event, list_events
 from chalicelib.fanout import Broadcast
-from chalicelib.models import Event, Execution, IdempotencyRecord
+from chalicelib.models import Event, Execution, IdempotencyRecord, conditional
 from chalicelib.pagination import query_page
 from chalicelib.telemetry import count
 
@@ -50,12 +50,11 @@ def transition(execution: Execution, to: str, *actions: Any) -> bool:
     if to in TERMINAL:
         updates.append(Execution.completed_at.set(stamp))
     try:
-        execution.update(actions=updates, condition=Execution.status.is_in(*sources))
-    except UpdateError as err:
-        if err.cause_response_code == "ConditionalCheckFailedException":
-            execution.refresh(consistent_read=True)
-            return False
-        raise
+        with conditional():
+            execution.update(actions=updates, condition=Execution.status.is_in(*sources))
+    except Conflict:
+        execution.refresh(consistent_read=True)
+        return False
     return True
 
 
@@ -79,7 +78,8 @@ def start(
         config=agent.config,
         created_at=now_iso(),
     )
-    execution.save(condition=Execution.execution_id.does_not_exist())
+    with conditional():
+        execution.save(condition=Execution.execution_id.does_not_exist())
     count("ExecutionsCreated")
     message = {"execution_id": execution_id, "agent_id": agent.agent_id, "user_id": user_id}
     try:
@@ -112,14 +112,13 @@ def _claim_idempotency_key(
         expires_at=now() + IDEMPOTENCY_WINDOW,
     )
     try:
-        record.save(
-            condition=IdempotencyRecord.idempotency_id.does_not_exist()
-            | (IdempotencyRecord.expires_at < now())
-        )
+        with conditional():
+            record.save(
+                condition=IdempotencyRecord.idempotency_id.does_not_exist() | (IdempotencyRecord.expires_at < now())
+            )
         return None
-    except PutError as err:
-        if err.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    except Conflict:
+        pass  # the key is taken: the request it started answers
     earlier = IdempotencyRecord.get(record_id, consistent_read=True)
     if earlier.agent_id != agent_id:
         raise Conflict("This Idempotency-Key was used to start a run of another agent.")
@@ -170,14 +169,10 @@ def stop(user_id: str, execution_id: str) -> Execution:
         return execution
     if execution.status == "running":
         try:
-            execution.update(
-                actions=[Execution.stop_requested.set(True)],
-                condition=Execution.status == "running",
-            )
+            with conditional():
+                execution.update(actions=[Execution.stop_requested.set(True)], condition=Execution.status == "running")
             return execution
-        except UpdateError as err:
-            if err.cause_response_code != "ConditionalCheckFailedException":
-                raise
+        except Conflict:
             execution.refresh(consistent_read=True)
     if execution.status == "stopped":
         return execution
