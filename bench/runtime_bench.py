@@ -84,7 +84,7 @@ def bench_ingestion_and_retrieval(workdir: Path, chunks: int, settings: Settings
     go_offline()
     from sentence_transformers import SentenceTransformer
 
-    from mcp_container.embedder import minilm_folder
+    from mcp_container.config import minilm_folder
 
     model = SentenceTransformer(str(minilm_folder()), device="cpu")
     model.encode(texts[:64])  # warm-up, as the ingest side's model is already warm

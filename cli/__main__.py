@@ -195,9 +195,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ROLLOUT_COMMANDS:
-        from deploy.__main__ import main as deploy_main
-
-        return deploy_main(["up" if argv[0] == "deploy" else "down", *argv[1:]])
+        # The rollout is a program of its own (`python -m deploy`, which records the stage it
+        # deployed through cli.stages): handed over, not imported, so the two never import each other.
+        command = [sys.executable, "-m", "deploy", "up" if argv[0] == "deploy" else "down", *argv[1:]]
+        os.execv(sys.executable, command)
     args = parser().parse_args(argv)
     return args.func(args)
 

