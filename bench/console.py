@@ -39,48 +39,13 @@ AGENTS = [
     ("Motion artefact triage", "Suggests how to detect and correct motion artefacts in raw fNIRS recordings.", 384),
     ("Literature scout", "Finds the passages that support a claim and cites them.", 192),
 ]
-SLOW_QUESTION = "Explain in detail how fNIRS measures brain activity, what the modified Beer-Lambert law says, and what limits the method."
+SLOW_QUESTION = (
+    "Explain in detail how fNIRS measures brain activity, what the modified Beer-Lambert law says, "
+    "and what limits the method."
+)
 
 # A scripted socket: on subscribe it streams TOKENS token frames, 10 every 20 ms (500 a second).
-FAKE_SOCKET = """
-(() => {
-  const TOKENS = %(tokens)d, PER_TICK = 10, TICK_MS = 20;
-  const WORDS = 'near infrared light passes through the scalp and skull and is absorbed by haemoglobin [1]'.split(' ');
-  window.__longTasks = [];
-  new PerformanceObserver((list) => list.getEntries().forEach((e) => window.__longTasks.push([e.startTime, e.duration])))
-    .observe({ type: 'longtask', buffered: true });
-  window.__frames = [];
-  const loop = (t) => { window.__frames.push(t); requestAnimationFrame(loop); };
-  requestAnimationFrame(loop);
-  class ScriptedSocket {
-    constructor() { this.readyState = 0; setTimeout(() => { this.readyState = 1; this.onopen && this.onopen({}); }, 5); }
-    close() { this.readyState = 3; }
-    send(data) { const frame = JSON.parse(data); if (frame.action === 'subscribe') this.stream(frame.execution_id); }
-    emit(frame) { this.onmessage && this.onmessage({ data: JSON.stringify(frame) }); }
-    stream(id) {
-      let seq = 0, sent = 0, answer = '';
-      const now = () => new Date().toISOString();
-      const event = (event_type, content) => this.emit({ type: 'agent_event', execution_id: id, seq: ++seq, event_type, content, timestamp: now() });
-      window.__stream = { start: performance.now() };
-      event('started', {});
-      event('progress', { stage: 'generating', message: 'Writing the answer' });
-      const timer = setInterval(() => {
-        for (let i = 0; i < PER_TICK && sent < TOKENS; i += 1, sent += 1) {
-          const text = WORDS[sent %% WORDS.length] + ' ';
-          answer += text;
-          event('token', { text });
-        }
-        if (sent < TOKENS) return;
-        clearInterval(timer);
-        this.emit({ type: 'execution_completed', execution_id: id, seq: ++seq,
-          output_data: { answer, sources: [{ source: 'fnirs.md', chunk_id: 'fnirs.md:0', score: 0.81, text: 'Near-infrared light…' }] } });
-        window.__stream.end = performance.now();
-      }, TICK_MS);
-    }
-  }
-  window.WebSocket = ScriptedSocket;
-})();
-"""
+FAKE_SOCKET = (Path(__file__).parent / "fake_socket.js").read_text()
 
 # When the first agent row appears, measured from navigation start.
 AGENTS_SHOWN = """
@@ -96,7 +61,9 @@ AGENTS_SHOWN = """
 def bundle_sizes() -> dict[str, Any]:
     index = (DIST / "index.html").read_text()
     first = ["index.html", *re.findall(r'(?:src|href)="/console/(assets/[^"]+)"', index)]
-    size = {p.relative_to(DIST).as_posix(): len(gzip.compress(p.read_bytes(), 9)) for p in DIST.rglob("*") if p.is_file()}
+    size = {
+        p.relative_to(DIST).as_posix(): len(gzip.compress(p.read_bytes(), 9)) for p in DIST.rglob("*") if p.is_file()
+    }
     return {
         "first load, gzip (KiB)": round(sum(size[name] for name in first) / 1024, 1),
         "whole build, gzip (KiB)": round(sum(size.values()) / 1024, 1),
@@ -105,7 +72,9 @@ def bundle_sizes() -> dict[str, Any]:
 
 
 def create_key(stack: Stack, user: str) -> str:
-    done = subprocess.run([str(ROOT / "dynavera"), "keys", "create", user], env=stack.env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [str(ROOT / "dynavera"), "keys", "create", user], env=stack.env, capture_output=True, text=True, check=True
+    )
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -126,26 +95,44 @@ def load_to_agents_ms(browser: Any, stack: Stack, key: str, runs: int = 7) -> di
             page.wait_for_function("window.__agentsAt")
             times.append(page.evaluate("window.__agentsAt"))
         context.close()
-    return {"cold cache, median (ms)": round(statistics.median(cold)), "warm cache, median (ms)": round(statistics.median(warm))}
+    return {
+        "cold cache, median (ms)": round(statistics.median(cold)),
+        "warm cache, median (ms)": round(statistics.median(warm)),
+    }
 
 
 def synthetic_stream(browser: Any, stack: Stack, key: str) -> dict[str, Any]:
     execution_id, agent_id = str(uuid.uuid4()), str(uuid.uuid4())
     stamp = "2026-01-01T00:00:00Z"
     execution = {
-        "execution_id": execution_id, "agent_id": agent_id, "status": "running", "input_data": {"query": "Stream 2,000 tokens"},
-        "output_data": None, "error_message": None, "created_at": stamp, "started_at": stamp, "completed_at": None,
+        "execution_id": execution_id,
+        "agent_id": agent_id,
+        "status": "running",
+        "input_data": {"query": "Stream 2,000 tokens"},
+        "output_data": None,
+        "error_message": None,
+        "created_at": stamp,
+        "started_at": stamp,
+        "completed_at": None,
     }
     agent = {
-        "agent_id": agent_id, "name": "Synthetic", "description": "", "status": "active", "created_at": stamp, "updated_at": stamp,
+        "agent_id": agent_id,
+        "name": "Synthetic",
+        "description": "",
+        "status": "active",
+        "created_at": stamp,
+        "updated_at": stamp,
         "config": {"system_prompt": "", "collection": "fnirs", "top_k": 4, "max_tokens": 2048, "temperature": 0},
     }
     context = new_context(browser, stack, key)
-    context.add_init_script(FAKE_SOCKET % {"tokens": TOKENS})
+    context.add_init_script(FAKE_SOCKET.replace("__TOKENS__", str(TOKENS)))
     page = context.new_page()
     api = stack.api_url
     page.route(f"{api}/executions/{execution_id}", lambda route: route.fulfill(json=execution))
-    page.route(f"{api}/executions/{execution_id}/events?*", lambda route: route.fulfill(json={"events": [], "next_after": None}))
+    page.route(
+        f"{api}/executions/{execution_id}/events?*",
+        lambda route: route.fulfill(json={"events": [], "next_after": None}),
+    )
     page.route(f"{api}/agents/{agent_id}", lambda route: route.fulfill(json=agent))
     page.goto(f"/console/executions/{execution_id}")
     page.wait_for_function("window.__stream && window.__stream.end", timeout=120_000)
@@ -182,7 +169,9 @@ def screenshots(browser: Any, stack: Stack, key: str, agent_id: str, folder: Pat
         page.get_by_label("Question").fill(SLOW_QUESTION)
         page.get_by_role("button", name="Run").click()
         page.wait_for_url(re.compile(r"/executions/"))
-        page.wait_for_function("document.querySelector('[data-testid=answer]')?.textContent.length > 200", timeout=180_000)
+        page.wait_for_function(
+            "document.querySelector('[data-testid=answer]')?.textContent.length > 200", timeout=180_000
+        )
         page.get_by_test_id("status").filter(has_text="running").wait_for()
         page.screenshot(path=folder / f"console-running-{scheme}.png")
         page.get_by_test_id("status").filter(has_text="completed").wait_for(timeout=180_000)
@@ -201,8 +190,10 @@ def main() -> int:
 
     report: dict[str, Any] = {"bundle": bundle_sizes()}
     stack = Stack(
-        stage=f"console{uuid.uuid4().hex[:6]}", gateway_port=free_port(),
-        runtime_url=f"http://127.0.0.1:{free_port()}", log_dir=ROOT / "build" / "logs" / "console-bench",
+        stage=f"console{uuid.uuid4().hex[:6]}",
+        gateway_port=free_port(),
+        runtime_url=f"http://127.0.0.1:{free_port()}",
+        log_dir=ROOT / "build" / "logs" / "console-bench",
     )
     try:
         stack.start_aws()
@@ -213,8 +204,14 @@ def main() -> int:
         headers = {"Authorization": f"Bearer {key}"}
         ids = []
         for name, description, max_tokens in AGENTS:
-            body = {"name": name, "description": description, "config": {"collection": "fnirs", "max_tokens": max_tokens, "temperature": 0.2}}
-            ids.append(httpx.post(f"{stack.api_url}/agents", json=body, headers=headers).raise_for_status().json()["agent_id"])
+            body = {
+                "name": name,
+                "description": description,
+                "config": {"collection": "fnirs", "max_tokens": max_tokens, "temperature": 0.2},
+            }
+            ids.append(
+                httpx.post(f"{stack.api_url}/agents", json=body, headers=headers).raise_for_status().json()["agent_id"]
+            )
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             report["page load to agents list"] = load_to_agents_ms(browser, stack, key)

@@ -38,12 +38,19 @@ QUERY = "Explain in detail how fNIRS measures brain activity, and what limits it
 CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 200, "temperature": 0}
 RUNS = 5
 LOAD_CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 24, "temperature": 0}
-LOAD_QUERIES = [f"{q} ({n})" for n, q in enumerate(["What is fNIRS?", "What limits fNIRS?", "What is HbO?", "What is HbR?"] * 4)]
+LOAD_QUERIES = [
+    f"{q} ({n})" for n, q in enumerate(["What is fNIRS?", "What limits fNIRS?", "What is HbO?", "What is HbR?"] * 4)
+]
 
 
 def import_app_ms() -> list[float]:
     probe = "import time; t = time.perf_counter(); import app; print((time.perf_counter() - t) * 1000)"
-    return [float(subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout) for _ in range(7)]
+    return [
+        float(
+            subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        )
+        for _ in range(7)
+    ]
 
 
 def median_ms(call: Any, n: int) -> float:
@@ -131,10 +138,12 @@ def bench_load(stack: Stack, key: str, agent_id: str, engine: Any, runtime_tap: 
         "same requests back to back in-process (s)": round(back_to_back, 2),
         "throughput ratio under load (goal <= 1.25)": round(wall / back_to_back, 3),
         "under load, start to first token at the client (ms, p50 / p95)": (
-            round(percentile(to_first, 0.5)), round(percentile(to_first, 0.95))
+            round(percentile(to_first, 0.5)),
+            round(percentile(to_first, 0.95)),
         ),
         "under load, first token: client minus runtime (ms, p50 / p95)": (
-            round(percentile(behind, 0.5), 1), round(percentile(behind, 0.95), 1)
+            round(percentile(behind, 0.5), 1),
+            round(percentile(behind, 0.95), 1),
         ),
     }
 
@@ -151,7 +160,9 @@ def in_process_run(engine: Any, ask_config: Any) -> tuple[float, float, str]:
 def bench_rest(api: httpx.Client, agent_id: str) -> dict[str, Any]:
     scratch = api.post("/agents", json={"name": "scratch"}).json()["agent_id"]
     return {
-        "GET /agents/{id} via gateway (ms, median of 50)": round(median_ms(lambda: api.get(f"/agents/{agent_id}"), 50), 1),
+        "GET /agents/{id} via gateway (ms, median of 50)": round(
+            median_ms(lambda: api.get(f"/agents/{agent_id}"), 50), 1
+        ),
         "POST /agents/{id}/executions via gateway (ms, median of 50)": round(
             median_ms(lambda: api.post(f"/agents/{scratch}/executions", json={"input_data": {"query": "x"}}), 50), 1
         ),
@@ -200,7 +211,9 @@ def bench_single(
     report["first token: client minus runtime (ms, median; goal <= 150)"] = round(statistics.median(deltas), 1)
     report["DynamoDB writes per execution, start included (median; goal <= 15)"] = statistics.median(writes)
     report["  by table, last run (connections: the client's own)"] = by_table
-    stops = [ws_run(stack, key, agent_id, QUERY, stop_after_first_token=True)["stop_latency"] * 1000 for _ in range(RUNS)]
+    stops = [
+        ws_run(stack, key, agent_id, QUERY, stop_after_first_token=True)["stop_latency"] * 1000 for _ in range(RUNS)
+    ]
     report["stop latency, stop_agent sent to execution_stopped (ms, median)"] = round(statistics.median(stops), 1)
     return report
 
@@ -219,8 +232,11 @@ def main() -> int:
     runtime_port = free_port()
     runtime_tap = Tap(runtime_port)
     stack = Stack(
-        stage=f"bench{uuid.uuid4().hex[:6]}", gateway_port=free_port(), aws_url=aws_tap.url,
-        runtime_url=runtime_tap.url, log_dir=ROOT / "build" / "logs" / "bench",
+        stage=f"bench{uuid.uuid4().hex[:6]}",
+        gateway_port=free_port(),
+        aws_url=aws_tap.url,
+        runtime_url=runtime_tap.url,
+        log_dir=ROOT / "build" / "logs" / "bench",
     )
     try:
         stack.start_aws()

@@ -58,7 +58,9 @@ class QuietProgress(LoggedProgress):
 
 def synthetic_corpus(folder: Path, chunks: int) -> None:
     """Documents recombined from the demo corpus's sentences, about `chunks` chunks in all."""
-    sentences = [s for p in sorted(CORPUS.glob("*.md")) for s in p.read_text().replace("\n", " ").split(". ") if len(s) > 40]
+    sentences = [
+        s for p in sorted(CORPUS.glob("*.md")) for s in p.read_text().replace("\n", " ").split(". ") if len(s) > 40
+    ]
     rng = random.Random(7)
     # Paragraphs of five sentences, about 500 characters: each fills most of a chunk.
     per_doc = 10
@@ -112,8 +114,9 @@ def bench_ingestion_and_retrieval(workdir: Path, chunks: int, settings: Settings
 def start_runtime(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
     url = f"http://127.0.0.1:{env['DYNAVERA_RUNTIME_PORT']}"
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "mcp_container"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_container"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = started + 60
     while time.monotonic() < deadline:
         try:
@@ -150,11 +153,21 @@ def execute_in_process(engine: Engine, query: str, config: AskConfig) -> tuple[f
 
 def bench_execute(workdir: Path, settings: Settings, runs: int) -> dict[str, float]:
     rag_db = workdir / "demo_db"
-    subprocess.run([sys.executable, "-m", "mcp_container.ingest", str(CORPUS), "--collection", "fnirs", "--db", str(rag_db)],
-                   cwd=ROOT, check=True, capture_output=True)
-    env = {**os.environ, "DYNAVERA_RAG_DB": str(rag_db), "DYNAVERA_RUNTIME_HOST": "127.0.0.1",
-           "DYNAVERA_RUNTIME_PORT": str(free_port()), "DYNAVERA_RUNTIME_SECRET": RUNTIME_SECRET,
-           "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    subprocess.run(
+        [sys.executable, "-m", "mcp_container.ingest", str(CORPUS), "--collection", "fnirs", "--db", str(rag_db)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    env = {
+        **os.environ,
+        "DYNAVERA_RAG_DB": str(rag_db),
+        "DYNAVERA_RUNTIME_HOST": "127.0.0.1",
+        "DYNAVERA_RUNTIME_PORT": str(free_port()),
+        "DYNAVERA_RUNTIME_SECRET": RUNTIME_SECRET,
+        "HF_HUB_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+    }
     process, url, start_s = start_runtime(env)
     try:
         engine = Engine(Settings(**{**settings.__dict__, "rag_db": rag_db}))
@@ -172,13 +185,19 @@ def bench_execute(workdir: Path, settings: Settings, runs: int) -> dict[str, flo
     finally:
         process.terminate()
         process.wait()
-    return {"start_to_healthy_s": start_s, "execute_s": statistics.median(http_s), "in_process_s": statistics.median(local_s)}
+    return {
+        "start_to_healthy_s": start_s,
+        "execute_s": statistics.median(http_s),
+        "in_process_s": statistics.median(local_s),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=1_500)
-    parser.add_argument("--full", action="store_const", const=10_000, dest="chunks", help="10,000 chunks, as DESIGN §10 says")
+    parser.add_argument(
+        "--full", action="store_const", const=10_000, dest="chunks", help="10,000 chunks, as DESIGN §10 says"
+    )
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     os.chdir(ROOT)
@@ -190,12 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     ingest_ratio = store["ingest_chunks_per_s"] / store["encode_chunks_per_s"]
     execute_ratio = execute["execute_s"] / execute["in_process_s"]
     lines = [
-        (f"retrieval on {store['chunks']:,} chunks: median {store['retrieval_median_ms']:.1f} ms, "
-        f"p95 {store['retrieval_p95_ms']:.1f} ms (goal: median < 10 ms)"),
-        (f"ingestion: {store['ingest_chunks_per_s']:.0f} chunks/s vs SentenceTransformer.encode "
-        f"{store['encode_chunks_per_s']:.0f} chunks/s = {ingest_ratio:.2f} (goal >= 0.8)"),
-        (f"/execute {execute['execute_s']:.2f} s vs in-process {execute['in_process_s']:.2f} s, same tokens "
-        f"= {execute_ratio:.3f} (goal <= 1.05)"),
+        (
+            f"retrieval on {store['chunks']:,} chunks: median {store['retrieval_median_ms']:.1f} ms, "
+            f"p95 {store['retrieval_p95_ms']:.1f} ms (goal: median < 10 ms)"
+        ),
+        (
+            f"ingestion: {store['ingest_chunks_per_s']:.0f} chunks/s vs SentenceTransformer.encode "
+            f"{store['encode_chunks_per_s']:.0f} chunks/s = {ingest_ratio:.2f} (goal >= 0.8)"
+        ),
+        (
+            f"/execute {execute['execute_s']:.2f} s vs in-process {execute['in_process_s']:.2f} s, same tokens "
+            f"= {execute_ratio:.3f} (goal <= 1.05)"
+        ),
         f"start to healthy: {execute['start_to_healthy_s']:.2f} s (goal < 10 s)",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -12,7 +12,10 @@ from cli import stages
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_KEY_FILE = ROOT / "build" / "demo_api_key"
-ROLLOUT_COMMANDS = {"deploy": "roll a stage out to AWS, as make deploy", "destroy": "delete a stage's stacks, as make destroy"}
+ROLLOUT_COMMANDS = {
+    "deploy": "roll a stage out to AWS, as make deploy",
+    "destroy": "delete a stage's stacks, as make destroy",
+}
 
 
 def api_key(args: argparse.Namespace) -> str:
@@ -89,7 +92,9 @@ def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] 
 
     url = api_url().rstrip("/") + path
     try:
-        response = httpx.request(method, url, json=body, headers={"Authorization": f"Bearer {api_key(args)}"}, timeout=30)
+        response = httpx.request(
+            method, url, json=body, headers={"Authorization": f"Bearer {api_key(args)}"}, timeout=30
+        )
     except httpx.HTTPError as err:
         sys.exit(f"dynavera: cannot reach the API at {url}: {err}. Is 'make run' running, or the stage deployed?")
     if response.status_code >= 400:
@@ -155,7 +160,9 @@ def parser() -> argparse.ArgumentParser:
     )
     create.add_argument("user")
     create.add_argument("--stage", help="the deployed stage (default: the one chosen with 'use', then $DYNAVERA_STAGE)")
-    create.add_argument("--local", action="store_true", help="the local stack: LocalStack's endpoint settings (LOCALSTACK_HOST)")
+    create.add_argument(
+        "--local", action="store_true", help="the local stack: LocalStack's endpoint settings (LOCALSTACK_HOST)"
+    )
     create.add_argument("--region", help="the stage's region (default: the one chosen with 'use', then AWS_REGION)")
     create.set_defaults(func=keys_create)
 

@@ -18,7 +18,12 @@ TERMINAL = {"execution_completed", "execution_error", "execution_stopped"}
 
 
 def ask_over_websocket(url: str, key: str, agent_id: str, question: str, as_json: bool = False) -> int:
-    first = {"action": "start_agent", "agent_id": agent_id, "input_data": {"query": question}, "request_id": str(uuid.uuid4())}
+    first = {
+        "action": "start_agent",
+        "agent_id": agent_id,
+        "input_data": {"query": question},
+        "request_id": str(uuid.uuid4()),
+    }
     execution_id: str | None = None
     last_seq = 0
     for _attempt in range(5):
@@ -48,7 +53,10 @@ def ask_over_websocket(url: str, key: str, agent_id: str, question: str, as_json
                     if kind in TERMINAL:
                         return 0 if kind == "execution_completed" else 1
         except InvalidStatus as err:
-            print(f"error: the WebSocket refused the connection ({err.response.status_code}); check the API key.", file=sys.stderr)
+            print(
+                f"error: the WebSocket refused the connection ({err.response.status_code}); check the API key.",
+                file=sys.stderr,
+            )
             return 1
         except (ConnectionClosed, OSError) as err:
             if execution_id is None:
@@ -72,7 +80,8 @@ def _print_frame(frame: dict[str, Any]) -> None:
         if sources:
             print("\nSources:")
             for n, source in enumerate(sources, 1):
-                print(f"  [{n}] {source.get('source')} (chunk {source.get('chunk_id')}, score {source.get('score', 0):.2f})")
+                where = f"chunk {source.get('chunk_id')}, score {source.get('score', 0):.2f}"
+                print(f"  [{n}] {source.get('source')} ({where})")
     elif kind == "execution_error":
         print(f"\nerror: {frame.get('error')}", file=sys.stderr)
     elif kind == "execution_stopped":

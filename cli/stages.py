@@ -50,7 +50,9 @@ def learn(cloudformation: Any, name: str, region: str) -> Stage:
     """A stage's URLs from its stacks: the Chalice app's (required) and the console's (if any)."""
     app = _outputs(cloudformation, f"dynavera-{name}-app")
     if app is None:
-        raise LookupError(f"No stack dynavera-{name}-app in {region}: deploy the stage first (make deploy STAGE={name} …).")
+        raise LookupError(
+            f"No stack dynavera-{name}-app in {region}: deploy the stage first (make deploy STAGE={name} …)."
+        )
     console = _outputs(cloudformation, f"dynavera-{name}-console") or {}
     return Stage(
         name=name,

@@ -63,9 +63,7 @@ def _apigw_time() -> int:
 class _Client:
     websocket: WebSocket
     source_ip: str
-    connected_at: str = field(
-        default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    )
+    connected_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat().replace("+00:00", "Z"))
     last_active_at: str = ""
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -156,7 +154,9 @@ class Gateway:
         }
 
     # WebSocket -------------------------------------------------------------------------
-    def _ws_event(self, route: str, kind: str, connection_id: str, websocket: WebSocket, body: str | None = None) -> dict[str, Any]:
+    def _ws_event(
+        self, route: str, kind: str, connection_id: str, websocket: WebSocket, body: str | None = None
+    ) -> dict[str, Any]:
         event: dict[str, Any] = {
             "requestContext": {
                 "routeKey": route,
@@ -206,7 +206,9 @@ class Gateway:
                 except Exception:
                     # What API Gateway does when the $default Lambda fails: say so, stay open.
                     log.exception("the $default handler failed")
-                    await websocket.send_text(json.dumps({"message": "Internal server error", "connectionId": connection_id}))
+                    await websocket.send_text(
+                        json.dumps({"message": "Internal server error", "connectionId": connection_id})
+                    )
         except WebSocketDisconnect:
             pass
         finally:
@@ -222,7 +224,9 @@ class Gateway:
         if request.method == "POST":
             data = await request.body()
             if len(data) > 128 * 1024:
-                return JSONResponse({"message": "Payload too large"}, 413, headers={"x-amzn-ErrorType": "PayloadTooLargeException"})
+                return JSONResponse(
+                    {"message": "Payload too large"}, 413, headers={"x-amzn-ErrorType": "PayloadTooLargeException"}
+                )
             try:
                 async with client.send_lock:
                     await client.websocket.send_text(data.decode())
@@ -250,12 +254,15 @@ class Gateway:
                 *console.routes(),
                 Route("/{path:path}", self.rest, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
             ],
-            # A path no route matches (Starlette's path pattern stops at a newline) still answers in the contract's shape.
+            # A path no route matches (Starlette's path pattern stops at a newline) still answers
+            # in the contract's shape.
             exception_handlers={404: lambda request, _: _error(404, "not_found", f"No route {request.url.path!r}.")},
         )
         management = Starlette(
             routes=[
-                Route(f"/{self.stage}/@connections/{{connection_id}}", self.connections, methods=["GET", "POST", "DELETE"]),
+                Route(
+                    f"/{self.stage}/@connections/{{connection_id}}", self.connections, methods=["GET", "POST", "DELETE"]
+                ),
             ]
         )
 

@@ -90,7 +90,9 @@ def seed_sample_run() -> dict[str, str]:
 
     message = json.loads(load_event("sqs_run_execution.json")["Records"][0]["body"])
     stamp = now_iso()
-    Agent(message["agent_id"], user_id=message["user_id"], name="fNIRS helper", created_at=stamp, updated_at=stamp).save()
+    Agent(
+        message["agent_id"], user_id=message["user_id"], name="fNIRS helper", created_at=stamp, updated_at=stamp
+    ).save()
     Execution(
         message["execution_id"],
         agent_id=message["agent_id"],
@@ -234,9 +236,26 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> DryRun:
     """`make deploy STAGE=dev … DRY_RUN=1` as a user runs it: what it prints, the template it writes."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(HOME=str(tmp_path_factory.mktemp("home")), PYTHONPATH=str(ROOT))
-    command = ["-m", "deploy", "up", "--stage", "dev", "--vpc-id", DRY_RUN_VPC, "--subnets", DRY_RUN_SUBNETS, "--dry-run"]
+    command = [
+        "-m",
+        "deploy",
+        "up",
+        "--stage",
+        "dev",
+        "--vpc-id",
+        DRY_RUN_VPC,
+        "--subnets",
+        DRY_RUN_SUBNETS,
+        "--dry-run",
+    ]
     done = subprocess.run(
-        [sys.executable, *command, "--region", REGION], cwd=ROOT, env=env, check=False, capture_output=True, text=True, timeout=300
+        [sys.executable, *command, "--region", REGION],
+        cwd=ROOT,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, f"the dry run failed:\n{done.stdout}\n{done.stderr}"
     return DryRun(done.stdout, ROOT / "build" / "deploy" / "dev" / "app" / "sam.json")

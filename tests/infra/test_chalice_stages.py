@@ -68,7 +68,9 @@ def test_stage_config_holds_no_placeholder_and_nothing_per_account(name: str) ->
 def test_executor_reserves_no_concurrency_and_fits_the_queues_visibility_window(name: str) -> None:
     stage = chalice_config()["stages"][name]
     executor = stage["lambda_functions"]["run_executions"]
-    assert executor["lambda_timeout"] * 6 <= template("data.yaml")["Parameters"]["RunsVisibilityTimeoutSeconds"]["Default"]
+    assert (
+        executor["lambda_timeout"] * 6 <= template("data.yaml")["Parameters"]["RunsVisibilityTimeoutSeconds"]["Default"]
+    )
     # A reservation fails on accounts whose unreserved concurrency is under 100 + it (new
     # accounts often have 10 in all); the cap is the SQS event source's maximum_concurrency.
     assert "reserved_concurrency" not in executor and "reserved_concurrency" not in stage
@@ -80,7 +82,18 @@ def test_log_retention_is_a_stage_setting_of_30_days_by_default() -> None:
     config = chalice_config()
     assert config["log_retention_in_days"] == 30
     for name in STAGES:
-        assert config["stages"][name].get("log_retention_in_days", config["log_retention_in_days"]) in (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)
+        assert config["stages"][name].get("log_retention_in_days", config["log_retention_in_days"]) in (
+            1,
+            3,
+            5,
+            7,
+            14,
+            30,
+            60,
+            90,
+            180,
+            365,
+        )
 
 
 def test_package_holds_the_rest_api_with_every_route_of_the_app(packaged_dev: dict[str, Any]) -> None:
@@ -127,14 +140,23 @@ def test_package_feeds_the_executor_one_message_at_a_time_from_the_runs_queue(pa
     assert source["Properties"]["BatchSize"] == 1
     queue = chalice_config()["stages"]["dev"]["environment_variables"]["RUNS_QUEUE_NAME"]
     assert source["Properties"]["Queue"]["Fn::Sub"].endswith(f":{queue}")
-    assert executor["Timeout"] == chalice_config()["stages"]["dev"]["lambda_functions"]["run_executions"]["lambda_timeout"]
-    assert executor["VpcConfig"] == {"SubnetIds": {"Ref": "LambdaSubnetIds"}, "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}]}
+    assert (
+        executor["Timeout"] == chalice_config()["stages"]["dev"]["lambda_functions"]["run_executions"]["lambda_timeout"]
+    )
+    assert executor["VpcConfig"] == {
+        "SubnetIds": {"Ref": "LambdaSubnetIds"},
+        "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}],
+    }
     assert "ReservedConcurrentExecutions" not in executor
 
 
 def test_every_packaged_function_has_a_log_group_with_the_stages_retention(packaged_dev: dict[str, Any]) -> None:
     resources = packaged_dev["Resources"]
-    groups = {r["Properties"]["LogGroupName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"}
+    groups = {
+        r["Properties"]["LogGroupName"]: r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
     functions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
     assert len(functions) == 6
     for function in functions:

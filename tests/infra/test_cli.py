@@ -21,13 +21,19 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)}
-    return subprocess.run([str(ROOT / "dynavera"), *args], env={**base, **env}, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(ROOT / "dynavera"), *args], env={**base, **env}, capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def _stored_user(aws: Callable[[str], Any], stage: str, key: str) -> str | None:
-    item = aws("dynamodb").get_item(
-        TableName=f"dynavera-{stage}-api-keys", Key={"key_hash": {"S": hashlib.sha256(key.encode()).hexdigest()}}
-    ).get("Item")
+    item = (
+        aws("dynamodb")
+        .get_item(
+            TableName=f"dynavera-{stage}-api-keys", Key={"key_hash": {"S": hashlib.sha256(key.encode()).hexdigest()}}
+        )
+        .get("Item")
+    )
     return item["user_id"]["S"] if item else None
 
 
@@ -40,7 +46,13 @@ def key_stage(aws: Callable[[str], Any]) -> str:
 def test_keys_create_with_an_explicit_endpoint_writes_to_that_stages_table(
     aws: Callable[[str], Any], moto_url: str, key_stage: str, tmp_path: Path
 ) -> None:
-    env = {"HOME": str(tmp_path), "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": REGION}
+    env = {
+        "HOME": str(tmp_path),
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": REGION,
+    }
     done = _cli(["keys", "create", "alice", "--stage", key_stage], env)
     assert done.returncode == 0, done.stderr
     assert _stored_user(aws, key_stage, done.stdout.strip().splitlines()[-1]) == "alice"
@@ -49,7 +61,10 @@ def test_keys_create_with_an_explicit_endpoint_writes_to_that_stages_table(
 def test_keys_create_local_takes_the_endpoint_from_localstack_settings(
     aws: Callable[[str], Any], moto_url: str, key_stage: str, tmp_path: Path
 ) -> None:
-    done = _cli(["keys", "create", "bob", "--local", "--stage", key_stage], {"HOME": str(tmp_path), "LOCALSTACK_HOST": moto_url.split("://", 1)[1]})
+    done = _cli(
+        ["keys", "create", "bob", "--local", "--stage", key_stage],
+        {"HOME": str(tmp_path), "LOCALSTACK_HOST": moto_url.split("://", 1)[1]},
+    )
     assert done.returncode == 0, done.stderr
     assert _stored_user(aws, key_stage, done.stdout.strip().splitlines()[-1]) == "bob"
 
@@ -67,7 +82,9 @@ def test_keys_create_for_a_stage_without_credentials_says_so(tmp_path: Path) -> 
     assert "no AWS credentials" in done.stderr and not done.stdout.strip()
 
 
-def test_use_learns_a_stages_urls_from_its_stack_outputs(aws: Callable[[str], Any], moto_url: str, tmp_path: Path) -> None:
+def test_use_learns_a_stages_urls_from_its_stack_outputs(
+    aws: Callable[[str], Any], moto_url: str, tmp_path: Path
+) -> None:
     # A stand-in for the app's stack with the outputs Chalice's package declares (moto cannot run SAM).
     stand_in = {
         "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
@@ -77,7 +94,12 @@ def test_use_learns_a_stages_urls_from_its_stack_outputs(aws: Callable[[str], An
         },
     }
     aws("cloudformation").create_stack(StackName="dynavera-usetest-app", TemplateBody=json.dumps(stand_in))
-    env = {"HOME": str(tmp_path), "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = {
+        "HOME": str(tmp_path),
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
     done = _cli(["use", "usetest", "--region", REGION], env)
     assert done.returncode == 0, done.stderr
     chosen = json.loads((tmp_path / ".config" / "dynavera" / "stage.json").read_text())
@@ -91,13 +113,24 @@ def test_use_learns_a_stages_urls_from_its_stack_outputs(aws: Callable[[str], An
 
 
 def test_use_of_a_stage_never_deployed_says_to_deploy_it(moto_url: str, tmp_path: Path) -> None:
-    env = {"HOME": str(tmp_path), "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = {
+        "HOME": str(tmp_path),
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
     done = _cli(["use", "nowhere", "--region", REGION], env)
     assert done.returncode != 0 and "make deploy STAGE=nowhere" in done.stderr
 
 
 def test_deploy_refuses_too_few_subnets_and_unknown_stages(tmp_path: Path) -> None:
-    one = _cli(["deploy", "--stage", "dev", "--vpc-id", "vpc-1", "--subnets", DRY_RUN_SUBNETS.split(",")[0], "--dry-run"], {"HOME": str(tmp_path)})
+    one = _cli(
+        ["deploy", "--stage", "dev", "--vpc-id", "vpc-1", "--subnets", DRY_RUN_SUBNETS.split(",")[0], "--dry-run"],
+        {"HOME": str(tmp_path)},
+    )
     assert one.returncode != 0 and "at least two private subnets" in one.stderr
-    unknown = _cli(["deploy", "--stage", "qa", "--vpc-id", "vpc-1", "--subnets", DRY_RUN_SUBNETS, "--dry-run"], {"HOME": str(tmp_path)})
+    unknown = _cli(
+        ["deploy", "--stage", "qa", "--vpc-id", "vpc-1", "--subnets", DRY_RUN_SUBNETS, "--dry-run"],
+        {"HOME": str(tmp_path)},
+    )
     assert unknown.returncode != 0 and ".chalice/config.json" in unknown.stderr

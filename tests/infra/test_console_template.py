@@ -33,7 +33,11 @@ def test_only_the_distribution_reads_the_bucket_through_origin_access_control(co
     assert origin[0]["S3OriginConfig"] == {"OriginAccessIdentity": ""}
     oac = resources["ConsoleOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
     assert (oac["SigningBehavior"], oac["OriginAccessControlOriginType"]) == ("always", "s3")
-    allows = [s for s in resources["ConsoleBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    allows = [
+        s
+        for s in resources["ConsoleBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    ]
     assert len(allows) == 1
     assert allows[0]["Principal"] == {"Service": "cloudfront.amazonaws.com"}
     assert allows[0]["Action"] == "s3:GetObject"

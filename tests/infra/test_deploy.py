@@ -54,8 +54,14 @@ def test_dry_run_wires_every_runtime_output_the_executor_needs(dry_run: DryRun) 
     assert executor["Environment"]["Variables"]["DYNAVERA_RUNTIME_SECRET_ARN"] == {"Ref": "RuntimeSecretArn"}
     assert executor["VpcConfig"]["SubnetIds"] == {"Ref": "LambdaSubnetIds"}
     assert executor["VpcConfig"]["SecurityGroupIds"] == [{"Ref": "LambdaSecurityGroupId"}]
-    others = [r["Properties"] for k, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function" and k != "RunExecutions"]
-    assert others and not any({"MCP_AGENT_URL", "DYNAVERA_RUNTIME_SECRET_ARN"} & set(f["Environment"]["Variables"]) for f in others)
+    others = [
+        r["Properties"]
+        for k, r in sam["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function" and k != "RunExecutions"
+    ]
+    assert others and not any(
+        {"MCP_AGENT_URL", "DYNAVERA_RUNTIME_SECRET_ARN"} & set(f["Environment"]["Variables"]) for f in others
+    )
     assert not any("VpcConfig" in f for f in others)
 
 
@@ -85,7 +91,11 @@ def test_every_function_of_the_package_may_write_its_own_log_group(stage: str, d
     policy = load_policy(stage)
     names = [f.name for f in app_template.functions(app_module.app, stage)]
     if stage == "dev":
-        packaged = [r["Properties"]["FunctionName"] for r in dry_run.template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+        packaged = [
+            r["Properties"]["FunctionName"]
+            for r in dry_run.template["Resources"].values()
+            if r["Type"] == "AWS::Serverless::Function"
+        ]
         assert sorted(packaged) == sorted(names)
     assert f"dynavera-{stage}" in names, "the REST API's function has no suffix"
     for name in names:
@@ -93,7 +103,11 @@ def test_every_function_of_the_package_may_write_its_own_log_group(stage: str, d
         for action in ("logs:CreateLogStream", "logs:PutLogEvents"):
             assert allows(policy, action, stream), (name, action)
     other = "prod" if stage == "dev" else "dev"
-    assert not allows(policy, "logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/dynavera-{other}:log-stream:x")
+    assert not allows(
+        policy,
+        "logs:PutLogEvents",
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/dynavera-{other}:log-stream:x",
+    )
 
 
 def test_the_lambda_package_holds_the_contract_and_imports_from_itself(dry_run: DryRun, tmp_path: Path) -> None:
@@ -105,7 +119,9 @@ def test_the_lambda_package_holds_the_contract_and_imports_from_itself(dry_run: 
     # The unpacked package alone on the path (the venv gives the dependencies, as the zip's own would).
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     probe = "import app, contract; print(contract.__file__)"
-    done = subprocess.run([sys.executable, "-c", probe], check=False, cwd=tmp_path, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], check=False, cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "contract" / "__init__.py")
 
@@ -145,7 +161,9 @@ def rolled_out(aws: Callable[[str], Any], dry_run: DryRun) -> dict[str, Any]:
     """Data, registry, image and runtime steps of stage `deploytest`, as `rollout.up` runs them."""
     ec2 = aws("ec2")
     vpc_id = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
-    subnets = sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"])[:2]
+    subnets = sorted(
+        s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    )[:2]
     commands = Commands()
     plan = Plan(stage="deploytest", region=REGION, aws=aws, poll_seconds=1, run_command=commands, yes=True)
     steps = rollout.Rollout(vpc_id, subnets, {"RuntimeSize": "1vCPU-2GB"})
@@ -154,10 +172,19 @@ def rolled_out(aws: Callable[[str], Any], dry_run: DryRun) -> dict[str, Any]:
     rollout.deploy_registry(plan, steps)
     rollout.publish_runtime_image(plan, steps)
     rollout.deploy_runtime(plan, steps)
-    return {"plan": plan, "commands": commands, "tag": steps.image_tag, "vpc_id": vpc_id, "subnets": subnets, "rollout": steps}
+    return {
+        "plan": plan,
+        "commands": commands,
+        "tag": steps.image_tag,
+        "vpc_id": vpc_id,
+        "subnets": subnets,
+        "rollout": steps,
+    }
 
 
-def test_rollout_creates_data_registry_and_runtime_stacks_in_order(aws: Callable[[str], Any], rolled_out: dict[str, Any]) -> None:
+def test_rollout_creates_data_registry_and_runtime_stacks_in_order(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any]
+) -> None:
     cfn = aws("cloudformation")
     for part in ("data", "registry", "runtime"):
         (stack,) = cfn.describe_stacks(StackName=f"dynavera-deploytest-{part}")["Stacks"]
@@ -182,20 +209,34 @@ def test_image_is_built_and_pushed_with_the_registry_output_then_runs_in_the_run
     assert definition["containerDefinitions"][0]["image"] == f"{uri}:{rolled_out['tag']}"
 
 
-def test_an_image_already_in_the_repository_is_not_built_or_pushed_again(aws: Callable[[str], Any], rolled_out: dict[str, Any]) -> None:
+def test_an_image_already_in_the_repository_is_not_built_or_pushed_again(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any]
+) -> None:
     plan: Plan = rolled_out["plan"]
-    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": []})
-    aws("ecr").put_image(repositoryName=plan.stack_outputs("registry")["RepositoryName"], imageManifest=manifest, imageTag=rolled_out["tag"])
+    manifest = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "layers": []}
+    )
+    aws("ecr").put_image(
+        repositoryName=plan.stack_outputs("registry")["RepositoryName"],
+        imageManifest=manifest,
+        imageTag=rolled_out["tag"],
+    )
     again = Commands()
     plan.run_command = again
     rollout.publish_runtime_image(plan, rolled_out["rollout"])
     assert again.ran == []
 
 
-def test_rerunning_a_step_with_nothing_changed_is_not_an_error(aws: Callable[[str], Any], rolled_out: dict[str, Any]) -> None:
+def test_rerunning_a_step_with_nothing_changed_is_not_an_error(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any]
+) -> None:
     plan: Plan = rolled_out["plan"]
     rollout.deploy_data(plan, rolled_out["rollout"])
-    assert aws("cloudformation").describe_stacks(StackName="dynavera-deploytest-data")["Stacks"][0]["StackStatus"].endswith("_COMPLETE")
+    assert (
+        aws("cloudformation")
+        .describe_stacks(StackName="dynavera-deploytest-data")["Stacks"][0]["StackStatus"]
+        .endswith("_COMPLETE")
+    )
 
 
 def test_runtime_outputs_become_the_app_stacks_parameters_and_its_package_is_uploaded(
@@ -220,7 +261,9 @@ def test_runtime_outputs_become_the_app_stacks_parameters_and_its_package_is_upl
     assert url is not None
     key = url.split(f"/{bucket}/", 1)[1]
     uploaded = json.loads(aws("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
-    code = {r["Properties"]["CodeUri"] for r in uploaded["Resources"].values() if r["Type"] == "AWS::Serverless::Function"}
+    code = {
+        r["Properties"]["CodeUri"] for r in uploaded["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
+    }
     (code_uri,) = code
     zip_key = code_uri.removeprefix(f"s3://{bucket}/")
     stored = aws("s3").get_object(Bucket=bucket, Key=zip_key)["Body"].read()
@@ -243,13 +286,20 @@ def test_console_files_go_to_its_bucket_with_the_apis_urls_then_cloudfront_is_in
             "Comment": "",
             "Enabled": True,
             "Origins": {"Quantity": 1, "Items": [origin]},
-            "DefaultCacheBehavior": {"TargetOriginId": "site", "ViewerProtocolPolicy": "redirect-to-https", "MinTTL": 0},
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "site",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "MinTTL": 0,
+            },
         }
     )["Distribution"]["Id"]
     commands = Commands()
     plan = Plan(stage="consoletest", region=REGION, aws=aws, poll_seconds=1, run_command=commands)
     outputs = Outputs("dynavera-consoletest-console", {"ConsoleBucketName": bucket, "DistributionId": distribution})
-    api, ws = "https://abc.execute-api.us-east-1.amazonaws.com/dev/", "wss://def.execute-api.us-east-1.amazonaws.com/dev/"
+    api, ws = (
+        "https://abc.execute-api.us-east-1.amazonaws.com/dev/",
+        "wss://def.execute-api.us-east-1.amazonaws.com/dev/",
+    )
     console.publish(plan, outputs, api, ws, source=tmp_path / "console")
 
     assert commands.ran == [["npm", "ci"], ["npm", "run", "build"]]
@@ -291,14 +341,22 @@ def test_the_store_stack_is_created_in_the_runtimes_cluster_from_the_stacks_befo
     runtime = plan.stack_outputs("runtime")
     assert parameters["ClusterName"] == runtime["ClusterName"]
     assert parameters["RuntimeSecurityGroupId"] == runtime["RuntimeSecurityGroupId"]
-    assert (parameters["DocumentsBucketName"], parameters["IngestQueueName"]) == (data["DocumentsBucketName"], data["IngestQueueName"])
+    assert (parameters["DocumentsBucketName"], parameters["IngestQueueName"]) == (
+        data["DocumentsBucketName"],
+        data["IngestQueueName"],
+    )
     assert parameters["ImageTag"] == rolled_out["tag"], "Chroma and the indexer run the runtime's image"
     assert "AlarmTopicArn" not in parameters, "no topic given: the template's default (none)"
     topic = "arn:aws:sns:us-east-1:123456789012:ops"
-    assert store.parameters(plan, rolled_out["vpc_id"], rolled_out["subnets"], rolled_out["tag"], topic)["AlarmTopicArn"] == topic
+    assert (
+        store.parameters(plan, rolled_out["vpc_id"], rolled_out["subnets"], rolled_out["tag"], topic)["AlarmTopicArn"]
+        == topic
+    )
     # As deploy_stack would, with what moto's CloudFormation cannot resolve taken out (conftest).
     created = create_stack(aws("cloudformation"), "dynavera-deploytest-store", "store.yaml", parameters)
-    (service,) = aws("ecs").describe_services(cluster=runtime["ClusterName"], services=[created["IndexerServiceName"]])["services"]
+    (service,) = aws("ecs").describe_services(cluster=runtime["ClusterName"], services=[created["IndexerServiceName"]])[
+        "services"
+    ]
     indexer = aws("ecs").describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
     assert indexer["containerDefinitions"][0]["image"].endswith(f"/dynavera-deploytest-runtime:{rolled_out['tag']}")
     assert not store.is_new(plan), "a store deployed again keeps its index: no rebuild"
@@ -323,32 +381,52 @@ class EcsRunning:
         return type("Stopped", (), {"wait": lambda self, **kwargs: None})()
 
     def describe_tasks(self, cluster: str, tasks: list[str]) -> dict[str, Any]:
-        return {"tasks": [{"taskArn": tasks[0], "lastStatus": "STOPPED", "containers": [{"name": "indexer", "exitCode": self.exit_code}]}]}
+        return {
+            "tasks": [
+                {
+                    "taskArn": tasks[0],
+                    "lastStatus": "STOPPED",
+                    "containers": [{"name": "indexer", "exitCode": self.exit_code}],
+                }
+            ]
+        }
 
 
 def _store_plan(aws: Callable[[str], Any], ecs: EcsRunning, rolled_out: dict[str, Any]) -> Plan:
     plan = Plan(stage="deploytest", region=REGION, aws=lambda s: ecs if s == "ecs" else aws(s), poll_seconds=1)
     plan.outputs.update(rolled_out["plan"].outputs)
-    plan.outputs["dynavera-deploytest-store"] = Outputs("dynavera-deploytest-store", {"IndexerSecurityGroupId": "sg-0indexer"})
+    plan.outputs["dynavera-deploytest-store"] = Outputs(
+        "dynavera-deploytest-store", {"IndexerSecurityGroupId": "sg-0indexer"}
+    )
     return plan
 
 
-def test_a_new_store_has_its_index_rebuilt_by_one_indexer_task(aws: Callable[[str], Any], rolled_out: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_new_store_has_its_index_rebuilt_by_one_indexer_task(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     ecs = EcsRunning()
     store.rebuild_index(_store_plan(aws, ecs, rolled_out), rolled_out["subnets"])
     (run,) = ecs.runs
     assert run["cluster"] == rolled_out["plan"].stack_outputs("runtime")["ClusterName"]
     assert (run["taskDefinition"], run["launchType"]) == ("dynavera-deploytest-indexer", "FARGATE")
-    assert run["overrides"] == {"containerOverrides": [{"name": "indexer", "command": ["python", "-m", "mcp_container.indexer", "rebuild"]}]}
+    assert run["overrides"] == {
+        "containerOverrides": [{"name": "indexer", "command": ["python", "-m", "mcp_container.indexer", "rebuild"]}]
+    }
     network = run["networkConfiguration"]["awsvpcConfiguration"]
-    assert network == {"subnets": rolled_out["subnets"], "securityGroups": ["sg-0indexer"], "assignPublicIp": "DISABLED"}
+    assert network == {
+        "subnets": rolled_out["subnets"],
+        "securityGroups": ["sg-0indexer"],
+        "assignPublicIp": "DISABLED",
+    }
     # The container's name is the template's, or ECS refuses the override.
     (container,) = template("store.yaml")["Resources"]["IndexerTaskDefinition"]["Properties"]["ContainerDefinitions"]
     assert container["Name"] == store.INDEXER_CONTAINER
     assert "the index is rebuilt" in capsys.readouterr().out
 
 
-def test_a_rebuild_that_fails_or_cannot_start_stops_the_rollout_naming_where_to_look(aws: Callable[[str], Any], rolled_out: dict[str, Any]) -> None:
+def test_a_rebuild_that_fails_or_cannot_start_stops_the_rollout_naming_where_to_look(
+    aws: Callable[[str], Any], rolled_out: dict[str, Any]
+) -> None:
     with pytest.raises(DeployError, match="/dynavera/deploytest/indexer"):
         store.rebuild_index(_store_plan(aws, EcsRunning(exit_code=1), rolled_out), rolled_out["subnets"])
     refused = EcsRunning(failures=[{"reason": "RESOURCE:ENI"}])
@@ -357,13 +435,23 @@ def test_a_rebuild_that_fails_or_cannot_start_stops_the_rollout_naming_where_to_
 
 
 def test_dry_run_wires_the_store_from_the_runtime_and_data_stacks(dry_run: DryRun) -> None:
-    (line,) = [line for line in dry_run.stdout.splitlines() if "create-change-set --stack-name dynavera-dev-store" in line]
-    wired = {"ClusterName": "runtime", "RuntimeSecurityGroupId": "runtime", "DocumentsBucketName": "data", "IngestQueueName": "data"}
+    (line,) = [
+        line for line in dry_run.stdout.splitlines() if "create-change-set --stack-name dynavera-dev-store" in line
+    ]
+    wired = {
+        "ClusterName": "runtime",
+        "RuntimeSecurityGroupId": "runtime",
+        "DocumentsBucketName": "data",
+        "IngestQueueName": "data",
+    }
     for name, stack in wired.items():
         assert f"ParameterKey={name},ParameterValue=<dynavera-dev-{stack}.{name}>" in line, name
     assert f"ParameterKey=ImageTag,ParameterValue={image.content_tag()}" in line and "CAPABILITY_IAM" in line
     # A dry run cannot tell whether the store is new: it shows the rebuild a new one gets.
-    assert "aws ecs run-task --cluster '<dynavera-dev-runtime.ClusterName>' --task-definition dynavera-dev-indexer" in dry_run.stdout
+    assert (
+        "aws ecs run-task --cluster '<dynavera-dev-runtime.ClusterName>' --task-definition dynavera-dev-indexer"
+        in dry_run.stdout
+    )
 
 
 def test_a_demo_deploy_uploads_the_shipped_corpus_through_the_api(capsys: pytest.CaptureFixture[str]) -> None:
@@ -372,7 +460,10 @@ def test_a_demo_deploy_uploads_the_shipped_corpus_through_the_api(capsys: pytest
     demo.upload_corpus(Plan(stage="dev", region=REGION, dry_run=True, aws=lambda service: None))
     commands = [line.strip()[2:] for line in capsys.readouterr().out.splitlines() if line.strip().startswith("$ ")]
     assert commands[0].startswith("./dynavera keys create demo --stage dev")
-    assert commands[1:] == ["./dynavera collections create fnirs", "./dynavera upload mcp_container/corpus --collection fnirs"]
+    assert commands[1:] == [
+        "./dynavera collections create fnirs",
+        "./dynavera upload mcp_container/corpus --collection fnirs",
+    ]
     assert sorted(demo.CORPUS.glob("*.md")), "the corpus ships with the repository"
 
 
@@ -383,9 +474,15 @@ def test_destroy_deletes_every_stack_of_the_stage_in_reverse_order(
     bucket = plan.stack_outputs("registry")["ArtifactBucketName"]
     rollout.down(plan)
     cfn = aws("cloudformation")
-    assert not [s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackName"].startswith("dynavera-deploytest-")]
+    assert not [
+        s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackName"].startswith("dynavera-deploytest-")
+    ]
     out = capsys.readouterr().out
-    deleted = [line.split("--stack-name ")[1].rsplit("-", 1)[1] for line in out.splitlines() if "cloudformation delete-stack" in line]
+    deleted = [
+        line.split("--stack-name ")[1].rsplit("-", 1)[1]
+        for line in out.splitlines()
+        if "cloudformation delete-stack" in line
+    ]
     # What is kept is said, so the next deploy's adoption is no surprise.
     for kept in ("AgentsTable", "ExecutionsTable", "EventsTable", "ApiKeysTable"):
         assert f"dynavera-deploytest-data: {kept} (AWS::DynamoDB::Table)" in out

@@ -355,7 +355,10 @@ def test_every_function_waits_for_its_log_group_and_the_api_stages_log_their_req
     rest = resources["RestAPI"]["Properties"]
     assert rest["TracingEnabled"] is True
     websocket = resources["WebsocketAPIStage"]["Properties"]
-    for setting, group in ((rest["AccessLogSetting"], "RestAccessLogs"), (websocket["AccessLogSettings"], "WebsocketAccessLogs")):
+    for setting, group in (
+        (rest["AccessLogSetting"], "RestAccessLogs"),
+        (websocket["AccessLogSettings"], "WebsocketAccessLogs"),
+    ):
         assert setting["DestinationArn"] == {"Fn::GetAtt": [group, "Arn"]}
         assert "$context.requestId" in json.loads(setting["Format"]).values()
         assert resources[group]["Properties"]["RetentionInDays"] == {"Ref": "AccessLogRetentionDays"}

@@ -53,7 +53,9 @@ def test_stage_policy_allows_what_lambda_does_for_the_executor(stage: str) -> No
     queue = chalice_config()["stages"][stage]["environment_variables"]["RUNS_QUEUE_NAME"]
     targets = {
         "queue": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
-        "log-group": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/dynavera-{stage}-run_executions:log-stream:x",
+        "log-group": (
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/dynavera-{stage}-run_executions:log-stream:x"
+        ),
         "*": "*",
     }
     for action, target in PLATFORM_ACTIONS.items():
@@ -87,4 +89,3 @@ def test_prod_policy_is_the_dev_policy_with_the_stage_renamed() -> None:
     renamed = dev.replace("dynavera-dev-", "dynavera-prod-").replace("/dev/", "/prod/")
     renamed = renamed.replace("/aws/lambda/dynavera-dev:", "/aws/lambda/dynavera-prod:")  # the REST API's function
     assert json.loads(renamed) == load_policy("prod")
-

@@ -54,7 +54,11 @@ class Stubbed:
         return self.stubs["cloudformation"]
 
     def stack(
-        self, status: str, parameters: dict[str, str] | None = None, outputs: dict[str, str] | None = None, name: str = NAME
+        self,
+        status: str,
+        parameters: dict[str, str] | None = None,
+        outputs: dict[str, str] | None = None,
+        name: str = NAME,
     ) -> None:
         stack = {"StackName": name, "StackId": f"id/{name}", "CreationTime": NOW, "StackStatus": status}
         stack["Parameters"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()]
@@ -63,10 +67,15 @@ class Stubbed:
 
     def no_stack(self, name: str = NAME) -> None:
         self.cfn.add_client_error(
-            "describe_stacks", "ValidationError", f"Stack with id {name} does not exist", expected_params={"StackName": name}
+            "describe_stacks",
+            "ValidationError",
+            f"Stack with id {name} does not exist",
+            expected_params={"StackName": name},
         )
 
-    def change_set(self, changes: list[tuple[str, str, str]], status: str = "CREATE_COMPLETE", reason: str = "") -> None:
+    def change_set(
+        self, changes: list[tuple[str, str, str]], status: str = "CREATE_COMPLETE", reason: str = ""
+    ) -> None:
         self.cfn.add_response("create_change_set", {"Id": CHANGE_SET, "StackId": f"id/{NAME}"})
         described = {"ChangeSetId": CHANGE_SET, "StackName": NAME, "Status": status, "StatusReason": reason}
         described["Changes"] = [
@@ -103,7 +112,12 @@ class Stubbed:
             stub.assert_no_pending_responses()
 
 
-RETAINED = {"AgentsTable": "agents", "ExecutionsTable": "executions", "EventsTable": "events", "ApiKeysTable": "api-keys"}
+RETAINED = {
+    "AgentsTable": "agents",
+    "ExecutionsTable": "executions",
+    "EventsTable": "events",
+    "ApiKeysTable": "api-keys",
+}
 
 
 def test_deploy_after_a_teardown_imports_the_kept_tables_then_updates_with_the_rest() -> None:
@@ -125,7 +139,11 @@ def test_deploy_after_a_teardown_imports_the_kept_tables_then_updates_with_the_r
     imported, updated = aws.change_sets
     assert imported["ChangeSetType"] == "IMPORT"
     assert imported["ResourcesToImport"] == [
-        {"ResourceType": "AWS::DynamoDB::Table", "LogicalResourceId": i, "ResourceIdentifier": {"TableName": f"dynavera-dev-{t}"}}
+        {
+            "ResourceType": "AWS::DynamoDB::Table",
+            "LogicalResourceId": i,
+            "ResourceIdentifier": {"TableName": f"dynavera-dev-{t}"},
+        }
         for i, t in RETAINED.items()
         if i != "ApiKeysTable"
     ]
@@ -145,7 +163,9 @@ def test_deploy_after_a_teardown_imports_the_kept_tables_then_updates_with_the_r
 def test_a_rerun_keeps_the_parameters_it_does_not_pass_and_nothing_to_change_is_no_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    no_changes = "The submitted information didn't contain changes. Submit different information to create a change set."
+    no_changes = (
+        "The submitted information didn't contain changes. Submit different information to create a change set."
+    )
     with Stubbed() as aws:
         aws.stack("UPDATE_COMPLETE", {"Stage": "dev", "RunsVisibilityTimeoutSeconds": "1200"})
         aws.change_set([], status="FAILED", reason=no_changes)
@@ -165,7 +185,9 @@ def test_changes_declined_at_the_prompt_are_never_applied(capsys: pytest.Capture
         aws.change_set([("Modify", "RunsQueue", "AWS::SQS::Queue")])
         aws.cfn.add_response("delete_change_set", {}, {"ChangeSetName": CHANGE_SET})
         with pytest.raises(DeployError, match="nothing was applied"):
-            deploy_stack(aws.plan, "data", {"Stage": "dev", "RunsVisibilityTimeoutSeconds": "960"}, template=INFRA / "data.yaml")
+            deploy_stack(
+                aws.plan, "data", {"Stage": "dev", "RunsVisibilityTimeoutSeconds": "960"}, template=INFRA / "data.yaml"
+            )
         aws.done()  # no execute_change_set was stubbed: calling it would have failed the test
     assert "~ Modify  RunsQueue (AWS::SQS::Queue)" in capsys.readouterr().out
 
@@ -205,7 +227,9 @@ def test_a_failed_deploy_names_the_first_resource_that_failed_not_the_cancellati
         event("OldQueue", "UPDATE_FAILED", "from an earlier deploy"),
     ]
     with Stubbed() as aws:
-        aws.cfn.add_response("describe_stack_events", {"StackEvents": newest_first, "NextToken": "more"}, {"StackName": NAME})
+        aws.cfn.add_response(
+            "describe_stack_events", {"StackEvents": newest_first, "NextToken": "more"}, {"StackName": NAME}
+        )
         reason = first_failure(aws.clients["cloudformation"], NAME)
     assert reason == "AgentsTable (AWS::DynamoDB::Table): dynavera-dev-agents already exists"
 
@@ -218,7 +242,9 @@ def test_a_failed_deploy_names_the_first_resource_that_failed_not_the_cancellati
         ("arn:aws:iam::123456789012:role/other-stage", None, "existing"),  # never taken from another stage
     ],
 )
-def test_api_gateway_log_role_is_made_once_per_account(account_role: str | None, registry_role: str | None, expected: str) -> None:
+def test_api_gateway_log_role_is_made_once_per_account(
+    account_role: str | None, registry_role: str | None, expected: str
+) -> None:
     from deploy.rollout import api_gateway_logs_role
 
     registry = "dynavera-dev-registry"
@@ -241,7 +267,9 @@ def test_the_deploy_tool_imports_nothing_of_the_runtime_or_the_tests() -> None:
         "heavy = ('torch', 'gpt4all', 'chromadb', 'playwright', 'moto', 'pytest', 'localstack_client', 'starlette')\n"
         "print(','.join(m for m in heavy if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
+    )
     assert done.stdout.strip() == ""
 
 
@@ -259,12 +287,23 @@ def stopped_docker(tmp_path: Path) -> Iterator[dict[str, str]]:
         "Is the docker daemon running?' >&2\nexit 1\n"
     )
     docker.chmod(0o755)
-    yield {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path), "PYTHONPATH": str(ROOT), "AWS_REGION": REGION}
+    yield {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "AWS_REGION": REGION,
+    }
 
 
 def _deploy(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "deploy", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "deploy", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -316,7 +355,10 @@ def test_aws_region_is_honoured_before_the_default_and_the_profile(monkeypatch: 
 
 def test_the_chalice_command_runs_with_the_plans_region_in_both_variables() -> None:
     seen: list[dict[str, str]] = []
-    plan = Plan(stage="dev", region="eu-west-3", aws=lambda service: None, run_command=lambda c, cwd, i, env: seen.append(env))
+    plan = Plan(
+        stage="dev", region="eu-west-3", aws=lambda service: None, run_command=lambda c, cwd, i, env: seen.append(env)
+    )
     plan.command(["true"], local=True, env={"CONSOLE_ORIGIN": "https://x.cloudfront.net"})
-    assert seen == [{"AWS_DEFAULT_REGION": "eu-west-3", "AWS_REGION": "eu-west-3", "CONSOLE_ORIGIN": "https://x.cloudfront.net"}]
-
+    assert seen == [
+        {"AWS_DEFAULT_REGION": "eu-west-3", "AWS_REGION": "eu-west-3", "CONSOLE_ORIGIN": "https://x.cloudfront.net"}
+    ]

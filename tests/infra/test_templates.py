@@ -90,7 +90,9 @@ def test_runs_queue_redrives_to_its_dlq_after_the_executors_receive_limit(aws: A
     assert int(attributes["VisibilityTimeout"]) >= 6 * max(executor_timeouts)
 
 
-def test_runtime_stack_puts_an_internal_alb_in_front_of_healthchecked_tasks(aws: Any, runtime_stacks: dict[str, Any]) -> None:
+def test_runtime_stack_puts_an_internal_alb_in_front_of_healthchecked_tasks(
+    aws: Any, runtime_stacks: dict[str, Any]
+) -> None:
     elbv2 = aws("elbv2")
     stage = runtime_stacks["stage"]
     (balancer,) = elbv2.describe_load_balancers(Names=[f"dynavera-{stage}-runtime"])["LoadBalancers"]
@@ -101,14 +103,20 @@ def test_runtime_stack_puts_an_internal_alb_in_front_of_healthchecked_tasks(aws:
     assert (group["TargetType"], group["Port"], group["HealthCheckPath"]) == ("ip", 8001, "/health")
     (listener,) = elbv2.describe_listeners(LoadBalancerArn=balancer["LoadBalancerArn"])["Listeners"]
     assert listener["DefaultActions"][0]["TargetGroupArn"] == group["TargetGroupArn"]
-    (service,) = aws("ecs").describe_services(cluster=f"dynavera-{stage}", services=[f"dynavera-{stage}-runtime"])["services"]
+    (service,) = aws("ecs").describe_services(cluster=f"dynavera-{stage}", services=[f"dynavera-{stage}-runtime"])[
+        "services"
+    ]
     assert service["taskDefinition"].split("/")[-1].startswith(f"dynavera-{stage}-runtime")
 
 
-def test_runtime_security_groups_admit_only_the_lambda_then_only_the_alb(aws: Any, runtime_stacks: dict[str, Any]) -> None:
+def test_runtime_security_groups_admit_only_the_lambda_then_only_the_alb(
+    aws: Any, runtime_stacks: dict[str, Any]
+) -> None:
     ec2 = aws("ec2")
     lambda_group = runtime_stacks["runtime"]["LambdaSecurityGroupId"]
-    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [runtime_stacks["vpc_id"]]}])["SecurityGroups"]
+    groups = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [runtime_stacks["vpc_id"]]}])[
+        "SecurityGroups"
+    ]
     by_source = {}
     for group in groups:
         for rule in group["IpPermissions"]:
@@ -159,7 +167,11 @@ def test_runtime_task_is_fargate_sized_for_model_and_checks_its_own_health() -> 
     assert props["RequiresCompatibilities"] == ["FARGATE"] and props["NetworkMode"] == "awsvpc"
     size = runtime["Mappings"]["TaskSizes"][runtime["Parameters"]["RuntimeSize"]["Default"]]
     assert int(size["Cpu"]) >= 2048 and int(size["Memory"]) >= 4096
-    assert props["Cpu"] == ["TaskSizes", "RuntimeSize", "Cpu"] and props["Memory"] == ["TaskSizes", "RuntimeSize", "Memory"]
+    assert props["Cpu"] == ["TaskSizes", "RuntimeSize", "Cpu"] and props["Memory"] == [
+        "TaskSizes",
+        "RuntimeSize",
+        "Memory",
+    ]
     (container,) = props["ContainerDefinitions"]
     command = " ".join(container["HealthCheck"]["Command"])
     assert "127.0.0.1:8001/health" in command
@@ -286,4 +298,3 @@ def test_the_runtime_task_gets_its_secret_from_the_store_and_the_stack_hands_it_
     assert "Name" not in secret, "a deleted secret's name stays taken; a stage may be deployed again"
     assert secret["GenerateSecretString"]["PasswordLength"] >= 16  # the runtime refuses shorter ones
     assert runtime["Outputs"]["RuntimeSecretArn"]["Value"] == "RuntimeSecret"
-
