@@ -30,15 +30,23 @@ def create_key(stack: Stack, user: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-class Api:
-    """A REST client for one user of one stack."""
+class Api(httpx.Client):
+    """A REST client for one user of one stack: httpx's client on the stack's URL with the
+    user's key, and the few calls the suites make again and again."""
 
     def __init__(self, stack: Stack, key: str | None) -> None:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.client = httpx.Client(base_url=stack.api_url, headers=headers, timeout=30)
+        super().__init__(base_url=stack.api_url, headers=headers, timeout=30)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
+    def start(self, agent_id: str, query: str = "What does fNIRS measure?", **headers: str) -> httpx.Response:
+        """POST a run of the agent; the answer as it came."""
+        return self.post(f"/agents/{agent_id}/executions", json={"input_data": {"query": query}}, headers=headers)
+
+    def started(self, agent_id: str, query: str = "What does fNIRS measure?") -> str:
+        """The execution_id of a run of the agent, which must have been accepted (202)."""
+        response = self.start(agent_id, query)
+        assert response.status_code == 202, response.text
+        return response.json()["execution_id"]
 
 
 @pytest.fixture(scope="session")

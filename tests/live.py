@@ -12,7 +12,10 @@ from websockets.sync.client import ClientConnection, connect
 
 from local.stack import Stack
 
-TERMINAL = {"execution_completed", "execution_error", "execution_stopped"}
+# DESIGN §4, written once for every suite: a run's last event, the frame that carries it, its status.
+TERMINAL_FRAMES = {"completed": "execution_completed", "error": "execution_error", "stopped": "execution_stopped"}
+TERMINAL = set(TERMINAL_FRAMES.values())
+TERMINAL_STATUSES = {"completed", "failed", "stopped"}
 
 
 class WsClient:

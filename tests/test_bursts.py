@@ -19,7 +19,7 @@ import pytest
 from local.stack import Stack, free_port, wait_for
 from tests.conftest import Api, create_key, running_stack
 from tests.fixtures.proxy import RuntimeProxy, running
-from tests.live import WsClient, wait_until
+from tests.live import TERMINAL_STATUSES, WsClient, wait_until
 
 QUESTION = "What does fNIRS measure?"
 
@@ -32,15 +32,9 @@ def agent_for(stack: Stack, max_tokens: int) -> tuple[str, Api, str]:
     return key, api, agent.json()["agent_id"]
 
 
-def start(api: Api, agent_id: str) -> str:
-    response = api.post(f"/agents/{agent_id}/executions", json={"input_data": {"query": QUESTION}})
-    assert response.status_code == 202, response.text
-    return response.json()["execution_id"]
-
-
 def ended(api: Api, execution_id: str) -> dict[str, Any] | None:
     execution = api.get(f"/executions/{execution_id}").json()
-    return execution if execution["status"] in ("completed", "failed", "stopped") else None
+    return execution if execution["status"] in TERMINAL_STATUSES else None
 
 
 def queue_is_empty(stack: Stack, name: str) -> bool:
@@ -63,7 +57,7 @@ def busy_stack(aws_endpoint: str, runtime: Any) -> Iterator[tuple[Stack, Runtime
 def test_runs_refused_as_busy_wait_and_then_complete(busy_stack: tuple[Stack, RuntimeProxy]) -> None:
     stack, proxy = busy_stack
     _, api, agent_id = agent_for(stack, max_tokens=16)
-    execution_ids = [start(api, agent_id) for _ in range(4)]
+    execution_ids = [api.started(agent_id, QUESTION) for _ in range(4)]
     finished = [wait_until(lambda e=e: ended(api, e), 180, f"run {e} ended") for e in execution_ids]
     assert proxy.refused == 6
     assert [f["status"] for f in finished] == ["completed"] * 4
@@ -77,7 +71,7 @@ def test_runs_refused_as_busy_wait_and_then_complete(busy_stack: tuple[Stack, Ru
 def test_runtime_down_past_the_retry_budget_fails_runs_clearly(runtime_down_stack: Stack) -> None:
     stack = runtime_down_stack
     _, api, agent_id = agent_for(stack, max_tokens=16)
-    execution_ids = [start(api, agent_id) for _ in range(3)]
+    execution_ids = [api.started(agent_id, QUESTION) for _ in range(3)]
     for execution_id in execution_ids:
         failed = wait_until(lambda e=execution_id: ended(api, e), 60, "the run ended")
         assert failed["status"] == "failed" and failed["started_at"] is None
@@ -137,7 +131,7 @@ def balanced_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
 def test_stop_ends_the_right_generation_behind_a_round_robin_balancer(balanced_stack: Stack) -> None:
     stack = balanced_stack
     key, api, agent_id = agent_for(stack, max_tokens=400)
-    stopped, other = start(api, agent_id), start(api, agent_id)
+    stopped, other = api.started(agent_id, QUESTION), api.started(agent_id, QUESTION)
 
     def generating(execution_id: str) -> bool:
         events = api.get(f"/executions/{execution_id}/events").json()["events"]

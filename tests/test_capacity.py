@@ -4,7 +4,6 @@ runs queue, the stages, the runtime's wait queue and the settings' deadlines."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
@@ -29,9 +28,12 @@ def test_the_executor_event_source_is_capped_at_the_executor_concurrency() -> No
 
 
 def test_a_burst_at_the_cap_fits_in_one_runtime_task() -> None:
-    assert 1 + RuntimeSettings.from_env({}).queue_size >= capacity.EXECUTOR_CONCURRENCY
-    deployed = re.findall(r"DYNAVERA_QUEUE_SIZE\D+(\d+)", (ROOT / "infra" / "runtime.yaml").read_text())
-    assert all(int(size) == capacity.RUNTIME_QUEUE_SIZE for size in deployed)
+    assert 1 + capacity.RUNTIME_QUEUE_SIZE >= capacity.EXECUTOR_CONCURRENCY
+    assert RuntimeSettings.from_env({}).queue_size == capacity.RUNTIME_QUEUE_SIZE
+    task = load_template(ROOT / "infra" / "runtime.yaml")["Resources"]["RuntimeTaskDefinition"]["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    deployed = [e["Value"] for e in container.get("Environment", []) if e["Name"] == "DYNAVERA_QUEUE_SIZE"]
+    assert deployed == [str(capacity.RUNTIME_QUEUE_SIZE)], "the runtime stack sets the queue size it is sized for"
 
 
 def test_the_runs_queue_follows_the_executor_timeout_and_receive_limit() -> None:

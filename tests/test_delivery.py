@@ -16,9 +16,7 @@ import pytest
 from bench.taps import Tap
 from local.stack import Stack
 from tests.conftest import Api, create_key, running_stack
-from tests.live import WsClient, seq_frames
-
-TERMINAL_TYPES = {"completed": "execution_completed", "error": "execution_error", "stopped": "execution_stopped"}
+from tests.live import TERMINAL_FRAMES, WsClient, seq_frames
 
 
 def rest_history(api: Api, execution_id: str) -> list[dict[str, Any]]:
@@ -36,8 +34,8 @@ def assert_exactly_the_range(frames: list[dict[str, Any]], events: list[dict[str
                 event["event_type"], event["content"], event["timestamp"]
             )
         else:
-            assert frame["type"] == TERMINAL_TYPES[event["event_type"]]
-    assert events[-1]["event_type"] in TERMINAL_TYPES
+            assert frame["type"] == TERMINAL_FRAMES[event["event_type"]]
+    assert events[-1]["event_type"] in TERMINAL_FRAMES
 
 
 def new_user(stack: Stack, max_tokens: int) -> tuple[str, Api, str]:
@@ -47,12 +45,6 @@ def new_user(stack: Stack, max_tokens: int) -> tuple[str, Api, str]:
     agent = api.post("/agents", json={"name": "load", "config": config})
     assert agent.status_code == 201, agent.text
     return key, api, agent.json()["agent_id"]
-
-
-def start(api: Api, agent_id: str, query: str = "What does fNIRS measure?") -> str:
-    response = api.post(f"/agents/{agent_id}/executions", json={"input_data": {"query": query}})
-    assert response.status_code == 202, response.text
-    return response.json()["execution_id"]
 
 
 def follow(stack: Stack, key: str, execution_id: str, after: int) -> list[dict[str, Any]]:
@@ -94,7 +86,7 @@ def test_thirty_sockets_subscribing_at_random_moments_each_get_exactly_their_ran
     # Every run has at least four events (started, two progress, the terminal one), so each
     # subscription's range holds at least its terminal frame.
     plans = [(rng.uniform(0, 4), rng.randint(0, 3)) for _ in range(30)]
-    execution_id = start(api, agent_id)
+    execution_id = api.started(agent_id)
 
     def subscriber(plan: tuple[float, int]) -> list[dict[str, Any]]:
         time.sleep(plan[0])  # the random moment of subscribing is what this test is about
@@ -131,7 +123,7 @@ def test_subscribing_while_the_run_ends_still_gets_every_event_once(tapped_stack
     event_write = tap.hold(
         rb'(?=.*"dynavera-%s-events")(?=.*"event_type":\s*\{"S":\s*"completed"\})' % stack.stage.encode()
     )
-    execution_id = start(api, agent_id)
+    execution_id = api.started(agent_id)
     assert status_write.held.wait(120), "the executor never wrote the completed status"
     before = [WsClient(stack, key) for _ in range(4)]
     for after, client in enumerate(before):
