@@ -26,6 +26,16 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
+def _on_moto(home: Path, moto_url: str) -> dict[str, str]:
+    """The environment of a user whose AWS is the suite's moto server."""
+    return {
+        "HOME": str(home),
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
 def _stored_user(aws: Callable[[str], Any], stage: str, key: str) -> str | None:
     item = (
         aws("dynamodb")
@@ -46,13 +56,7 @@ def key_stage(aws: Callable[[str], Any]) -> str:
 def test_keys_create_with_an_explicit_endpoint_writes_to_that_stages_table(
     aws: Callable[[str], Any], moto_url: str, key_stage: str, tmp_path: Path
 ) -> None:
-    env = {
-        "HOME": str(tmp_path),
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": REGION,
-    }
+    env = {**_on_moto(tmp_path, moto_url), "AWS_REGION": REGION}
     done = _cli(["keys", "create", "alice", "--stage", key_stage], env)
     assert done.returncode == 0, done.stderr
     assert _stored_user(aws, key_stage, done.stdout.strip().splitlines()[-1]) == "alice"
@@ -94,12 +98,7 @@ def test_use_learns_a_stages_urls_from_its_stack_outputs(
         },
     }
     aws("cloudformation").create_stack(StackName="dynavera-usetest-app", TemplateBody=json.dumps(stand_in))
-    env = {
-        "HOME": str(tmp_path),
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
+    env = _on_moto(tmp_path, moto_url)
     done = _cli(["use", "usetest", "--region", REGION], env)
     assert done.returncode == 0, done.stderr
     chosen = json.loads((tmp_path / ".config" / "dynavera" / "stage.json").read_text())
@@ -113,12 +112,7 @@ def test_use_learns_a_stages_urls_from_its_stack_outputs(
 
 
 def test_use_of_a_stage_never_deployed_says_to_deploy_it(moto_url: str, tmp_path: Path) -> None:
-    env = {
-        "HOME": str(tmp_path),
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
+    env = _on_moto(tmp_path, moto_url)
     done = _cli(["use", "nowhere", "--region", REGION], env)
     assert done.returncode != 0 and "make deploy STAGE=nowhere" in done.stderr
 
