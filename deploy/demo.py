@@ -27,9 +27,10 @@ def demo_key(plan: Plan) -> str:
     if path.is_file():
         return path.read_text().strip()
     from chalicelib.auth import create_api_key
-    from chalicelib.settings import Settings, bind
+    from chalicelib.settings import Settings
+    from chalicelib.wiring import wire
 
-    bind(Settings.from_env({"DYNAVERA_STAGE": plan.stage, "AWS_REGION": plan.region}))
+    wire(Settings.from_env({"DYNAVERA_STAGE": plan.stage, "AWS_REGION": plan.region}))
     key = create_api_key(DEMO_USER)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
