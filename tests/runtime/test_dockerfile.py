@@ -89,7 +89,7 @@ def test_the_final_stage_runs_the_runtime_the_chroma_server_and_the_indexer() ->
     # `chroma run` is the chromadb wheel's own command: the server is the clients' version.
     assert "chromadb" in serve
     assert {"pypdf", "boto3"} <= set(serve), "the indexer reads PDFs and talks to S3, SQS and DynamoDB"
-    assert _pins(ROOT / "requirements-dev.txt")["boto3"] == serve["boto3"]
+    assert _pins(ROOT / "requirements-deploy.txt")["boto3"] == serve["boto3"]
     default = [words for words in final if words[0].upper() == "CMD"]
     assert default == [["CMD", '["python",', '"-m",', '"mcp_container"]']]
 
