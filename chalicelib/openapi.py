@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 import contract
-from chalicelib import validation
+from chalicelib import collections, validation
 
 UUID = {"type": "string", "format": "uuid"}
 STAMP = {"type": "string", "format": "date-time"}
@@ -20,8 +20,12 @@ ERRORS = {
     401: "No API key, or not a valid one.",
     404: "No such resource of the caller's.",
     409: "The request conflicts with the resource's state.",
-    503: "The run could not be queued; try again.",
+    503: "The work could not be queued; try again.",
 }
+# A filename the API takes: one of the indexable types; only its last path part is kept.
+FILENAME_PATTERN = r"[^\x00-\x20\x7f-\x9f./\\][^/\\]*\.(" + "|".join(
+    "".join(f"[{c.lower()}{c.upper()}]" for c in suffix[1:]) for suffix in contract.DOCUMENT_TYPES
+) + ")$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -31,13 +35,17 @@ def _ref(name: str) -> dict[str, str]:
 def _config_schema() -> dict[str, Any]:
     properties: dict[str, Any] = {
         "system_prompt": {"type": "string", "maxLength": contract.MAX_SYSTEM_PROMPT_CHARS},
-        "collection": {"type": "string", "pattern": contract.COLLECTION_PATTERN},
+        "collection": {
+            "type": ["string", "null"],
+            "pattern": contract.COLLECTION_PATTERN,
+            "description": "The name of one of the caller's own collections, or null for no retrieval.",
+        },
     }
     for name, (low, high, default, integer) in contract.NUMBERS.items():
         kind = "integer" if integer else "number"
         properties[name] = {"type": kind, "minimum": low, "maximum": high, "default": default}
     properties["system_prompt"]["default"] = contract.DEFAULT_SYSTEM_PROMPT
-    properties["collection"]["default"] = contract.DEFAULT_COLLECTION
+    properties["collection"]["default"] = None
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
@@ -115,6 +123,7 @@ def _schemas() -> dict[str, Any]:
                 "completed_at": nullable_stamp,
             },
         },
+        **_document_schemas(name, description),
         "Event": {
             "type": "object",
             "required": ["seq", "event_type", "content", "timestamp"],
@@ -125,6 +134,109 @@ def _schemas() -> dict[str, Any]:
                 },
                 "content": {"type": "object"},
                 "timestamp": STAMP,
+            },
+        },
+    }
+
+
+def _document_schemas(name: dict[str, Any], description: dict[str, Any]) -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    nullable_stamp = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "NewCollection": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": contract.COLLECTION_PATTERN},
+                "description": description,
+            },
+            "additionalProperties": False,
+        },
+        "Collection": {
+            "type": "object",
+            "required": [
+                "collection_id", "name", "description", "status", "document_count", "chunk_count", "created_at",
+                "updated_at",
+            ],
+            "properties": {
+                "collection_id": UUID,
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "status": {"enum": [collections.ACTIVE, contract.DELETING]},
+                "document_count": {**count, "description": "Documents indexed (the indexer counts them)."},
+                "chunk_count": {**count, "description": "Chunks of its indexed documents."},
+                "created_at": STAMP,
+                "updated_at": STAMP,
+            },
+        },
+        "NewDocument": {
+            "type": "object",
+            "required": ["filename", "size"],
+            "properties": {
+                "filename": {
+                    "type": "string",
+                    "maxLength": validation.MAX_FILENAME_CHARS,
+                    "pattern": FILENAME_PATTERN,
+                    "description": "Shown only: path parts, leading dots and control characters are dropped.",
+                },
+                "size": {"type": "integer", "minimum": 1, "maximum": contract.MAX_DOCUMENT_BYTES},
+                "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+            },
+            "additionalProperties": False,
+        },
+        "Document": {
+            "type": "object",
+            "required": [
+                "document_id", "collection_id", "filename", "size", "sha256", "status", "chunks_total",
+                "chunks_done", "error", "created_at", "indexed_at",
+            ],
+            "properties": {
+                "document_id": UUID,
+                "collection_id": UUID,
+                "filename": {"type": "string"},
+                "size": {"type": "integer", "minimum": 1},
+                "sha256": {"type": ["string", "null"]},
+                "status": {"enum": list(contract.DOCUMENT_STATUSES)},
+                "chunks_total": count,
+                "chunks_done": count,
+                "error": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"enum": list(contract.DOCUMENT_FAILURES)},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    ]
+                },
+                "created_at": STAMP,
+                "updated_at": STAMP,
+                "indexed_at": nullable_stamp,
+            },
+        },
+        "DocumentUpload": {
+            "type": "object",
+            "required": ["document", "upload"],
+            "properties": {
+                "document": _ref("Document"),
+                "upload": {
+                    "description": "An S3 presigned POST: send `fields` and then the file as multipart form data "
+                    "to `url`. Null when the collection holds these bytes already.",
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["url", "fields"],
+                            "properties": {
+                                "url": {"type": "string"},
+                                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                            },
+                        },
+                    ],
+                },
             },
         },
     }
@@ -145,6 +257,7 @@ def _query_parameters(route: str) -> list[dict[str, Any]]:
         "limit": {"type": "integer", "minimum": 1, "maximum": limit},
         "after": {"type": "integer", "minimum": 0, "maximum": validation.MAX_AFTER},
         "next_token": {"type": "string"},
+        "status": {"enum": list(contract.DOCUMENT_STATUSES)},
     }
     names = validation.QUERY_PARAMETERS.get(route, ())
     return [{"name": name, "in": "query", "schema": schemas[name]} for name in names]
@@ -162,6 +275,11 @@ def _operation(
             "content": {"application/json": {"schema": _ref("Error")}},
         }
     return {"summary": summary, "responses": responses, **extra}
+
+
+def _with_answer(operation: dict[str, Any], status: int, summary: str, answer: dict[str, Any]) -> dict[str, Any]:
+    operation["responses"][str(status)] = {"description": summary, "content": {"application/json": {"schema": answer}}}
+    return operation
 
 
 def _body(schema: str) -> dict[str, Any]:
@@ -229,6 +347,69 @@ def _paths() -> dict[str, Any]:
         "/executions/{execution_id}/stop": {
             "parameters": [execution_id],
             "post": _operation("Stop an execution", 202, _ref("Execution"), (400, 404, 409)),
+        },
+        **_collection_paths(token),
+    }
+
+
+def _collection_paths(token: dict[str, Any]) -> dict[str, Any]:
+    collection_id = {"name": "collection_id", "in": "path", "required": True, "schema": UUID}
+    document_id = {"name": "document_id", "in": "path", "required": True, "schema": UUID}
+    return {
+        "/collections": {
+            "get": _operation(
+                "The caller's collections, newest first",
+                200,
+                _page("collections", "Collection", "next_token", token),
+                (400,),
+                parameters=_query_parameters("GET /collections"),
+            ),
+            "post": _operation(
+                "Create a collection; its name is unique among the caller's",
+                201,
+                _ref("Collection"),
+                (400, 409),
+                requestBody=_body("NewCollection"),
+            ),
+        },
+        "/collections/{collection_id}": {
+            "parameters": [collection_id],
+            "get": _operation("One collection", 200, _ref("Collection"), (400, 404)),
+            "delete": _operation(
+                "Delete a collection with its documents (409 in_use while an agent names it)",
+                202,
+                _ref("Collection"),
+                (400, 404, 409, 503),
+            ),
+        },
+        "/collections/{collection_id}/documents": {
+            "parameters": [collection_id],
+            "get": _operation(
+                "A collection's documents, newest first",
+                200,
+                _page("documents", "Document", "next_token", token),
+                (400, 404),
+                parameters=_query_parameters("GET /collections/{collection_id}/documents"),
+            ),
+            "post": _with_answer(
+                _operation(
+                    "Add a document: its row and an upload straight to S3",
+                    201,
+                    _ref("DocumentUpload"),
+                    (400, 404, 409),
+                    requestBody=_body("NewDocument"),
+                ),
+                200,
+                "The collection holds these bytes already (same sha256): that document",
+                _ref("DocumentUpload"),
+            ),
+        },
+        "/collections/{collection_id}/documents/{document_id}": {
+            "parameters": [collection_id, document_id],
+            "get": _operation("One document", 200, _ref("Document"), (400, 404)),
+            "delete": _operation(
+                "Delete a document; its chunks leave retrieval", 202, _ref("Document"), (400, 404, 503)
+            ),
         },
     }
 

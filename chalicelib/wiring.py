@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from chalicelib import aws, executor, models, runtime_client, telemetry, websocket
+from chalicelib import aws, capacity, documents, executor, models, runtime_client, telemetry, websocket
 from chalicelib.settings import Settings, lambda_trace_header
 
 
@@ -25,3 +25,5 @@ def wire(settings: Settings) -> None:
     telemetry.configure(settings.tracing, lambda_trace_header)
     executor.configure(run_policy(settings))
     websocket.configure(settings.websocket_endpoint)
+    deadline = settings.indexing_deadline_seconds or capacity.INDEXING_DEADLINE_SECONDS
+    documents.configure(documents.Storage(settings.documents_bucket, deadline))
