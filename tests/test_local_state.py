@@ -25,6 +25,7 @@ from local.stack import free_port
 from local.state import LocalState
 
 ROOT = Path(__file__).resolve().parent.parent
+FILE = b"%PDF-1.4 " + bytes(range(256)) * 400  # binary: every byte value survives the snapshot
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def server(state: LocalState) -> Iterator[endpoint.MotoServer]:
 def reset(state: LocalState) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "local.state", "reset", "--build", str(state.build)],
-        cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, capture_output=True, text=True, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
 
@@ -60,7 +61,7 @@ def write_everything(url: str, stage: str) -> dict[str, Any]:
     dynamodb.put_item(TableName=f"dynavera-{stage}-agents", Item=agent)
     s3 = endpoint.client("s3", url)
     s3.create_bucket(Bucket=f"dynavera-{stage}-files")
-    s3.put_object(Bucket=f"dynavera-{stage}-files", Key="uploads/alice/c/d", Body=b"%PDF-1.4 " + bytes(range(256)) * 400)
+    s3.put_object(Bucket=f"dynavera-{stage}-files", Key="uploads/alice/c/d", Body=FILE)
     sqs = endpoint.client("sqs", url)
     queue_url = sqs.create_queue(QueueName=f"dynavera-{stage}-work")["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody="still here")
@@ -75,7 +76,7 @@ def assert_everything_kept(url: str, stage: str, written: dict[str, Any]) -> Non
     items = endpoint.client("dynamodb", url).scan(TableName=f"dynavera-{stage}-agents")["Items"]
     assert items == [written["agent"]]
     body = endpoint.client("s3", url).get_object(Bucket=f"dynavera-{stage}-files", Key="uploads/alice/c/d")["Body"]
-    assert body.read() == b"%PDF-1.4 " + bytes(range(256)) * 400
+    assert body.read() == FILE
     sqs = endpoint.client("sqs", url)
     queue_url = sqs.get_queue_url(QueueName=f"dynavera-{stage}-work")["QueueUrl"]
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)["Messages"]
@@ -104,7 +105,9 @@ def test_a_killed_endpoint_loses_at_most_the_last_seconds(server: endpoint.MotoS
     assert_everything_kept(server.url, "crash", written)
 
 
-def test_reset_refuses_while_the_endpoint_runs_then_starts_clean(server: endpoint.MotoServer, state: LocalState) -> None:
+def test_reset_refuses_while_the_endpoint_runs_then_starts_clean(
+    server: endpoint.MotoServer, state: LocalState
+) -> None:
     write_everything(server.url, "gone")
     state.demo_key.write_text("dv_old\n")
     (state.chroma / "index").mkdir(parents=True)
