@@ -64,11 +64,13 @@ class StaleSnapshot(RuntimeError):
     """A snapshot this moto cannot take back: another version wrote it, or it is unreadable."""
 
 
-# moto's models hold thread locks (S3 keys, SQS queues, id generators); pickle cannot copy a
-# lock, and a restored model wants a fresh, unheld one anyway.
+# moto's models hold thread locks (S3 keys, id generators) and conditions (an SQS queue's, which
+# long polls wait on); pickle cannot copy a lock, and a restored model wants a fresh one anyway,
+# unheld and with no waiter of the old process.
 _LOCK_FACTORIES: dict[type, Callable[[], Any]] = {
     type(threading.Lock()): threading.Lock,
     type(threading.RLock()): threading.RLock,
+    threading.Condition: threading.Condition,
 }
 
 
