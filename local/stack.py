@@ -125,7 +125,7 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def start_runtime(self, port: int | None = None, timeout: float = 120.0) -> None:
+    def start_runtime(self, port: int | None = None, timeout: float = 120.0) -> subprocess.Popen[bytes]:
         """The runtime on loopback, on `port` (default: runtime_url's, unless something sits between)."""
         port = port or int(self.runtime_url.rsplit(":", 1)[1])
         env = {
@@ -136,6 +136,7 @@ class Stack:
         }
         process = self.spawn("runtime", "-m", "mcp_container", env=env)
         wait_for(f"http://127.0.0.1:{port}/health", process, timeout, "The runtime")
+        return process
 
     def start_chroma(self, path: Path, port: int = CHROMA_PORT, timeout: float = 60.0) -> None:
         """The Chroma server on loopback, its data in `path`; the runtime and indexer started

@@ -139,8 +139,8 @@ def execute(stack: Stack, runtime_url: str, collection_id: str) -> dict[str, Any
 def test_two_runtime_processes_retrieve_a_document_indexed_after_they_started(
     documents_stack: Stack, user: tuple[Api, str], tmp_path: Path
 ) -> None:
-    second = f"http://127.0.0.1:{free_port()}"
-    documents_stack.start_runtime(port=int(second.rsplit(":", 1)[1]))  # stopped with the stack
+    port = free_port()
+    second = documents_stack.start_runtime(port=port)
     _, key = user
     (tmp_path / "zorblat-notes.txt").write_text(FACT + "\n")
     name = f"shared-{uuid.uuid4().hex[:8]}"
@@ -149,6 +149,9 @@ def test_two_runtime_processes_retrieve_a_document_indexed_after_they_started(
 
     assert [(u.path.name, u.status) for u in uploads] == [("zorblat-notes.txt", "indexed")]
     collection_id = uploads[0].document["collection_id"] if uploads[0].document else ""
-    for runtime_url in (documents_stack.runtime_url, second):
-        sources = execute(documents_stack, runtime_url, collection_id)["sources"]
-        assert "zorblat-notes.txt" in [source["source"] for source in sources], runtime_url
+    try:
+        for runtime_url in (documents_stack.runtime_url, f"http://127.0.0.1:{port}"):
+            sources = execute(documents_stack, runtime_url, collection_id)["sources"]
+            assert "zorblat-notes.txt" in [source["source"] for source in sources], runtime_url
+    finally:
+        second.terminate()  # the stack stops it anyway; its model's memory is wanted back sooner
