@@ -173,20 +173,20 @@ def collections_delete(args: argparse.Namespace) -> int:
 
 
 def upload(args: argparse.Namespace) -> int:
-    from cli.upload import ProgressLines, upload_paths
+    from cli import upload as client
+    from cli.progress import ProgressLines
 
-    missing = [path for path in args.paths if not Path(path).exists()]
-    if missing:
-        sys.exit(f"dynavera: no such file or folder: {', '.join(missing)}")
+    key = api_key(args)
     try:
-        uploads = upload_paths(api_url(), api_key(args), args.collection, args.paths, progress=ProgressLines(sys.stdout))
-    except ApiError as err:
+        if not client.collect(args.paths):
+            sys.exit(f"dynavera: no .md, .txt or .pdf files in {', '.join(args.paths)}")
+        client.ensure_collection(api_url(), key, args.collection)
+        uploads = client.upload_paths(api_url(), key, args.collection, args.paths, progress=ProgressLines(sys.stdout))
+    except client.UploadError as err:
         sys.exit(f"dynavera: {err}")
-    if not uploads:
-        sys.exit(f"dynavera: no .md, .txt or .pdf files in {', '.join(args.paths)}")
-    failed = [u for u in uploads if u.status == "failed"]
-    indexed = len(uploads) - len(failed)
-    print(f"{indexed} of {len(uploads)} files indexed in {args.collection}" + (f"; {len(failed)} failed" if failed else "."))
+    failed = [u for u in uploads if u.error]
+    done = len(uploads) - len(failed)
+    print(f"{done} of {len(uploads)} files indexed in {args.collection}" + (f"; {len(failed)} failed" if failed else "."))
     return 1 if failed else 0
 
 

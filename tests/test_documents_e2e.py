@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cli.upload import upload_paths
+from cli.upload import ensure_collection, upload_paths
 from local.stack import Stack, free_port
 from mcp_container.contract import RUNTIME_COLLECTION_FIELD
 from tests.conftest import Api, create_key
@@ -145,10 +145,10 @@ def test_two_runtime_processes_retrieve_a_document_indexed_after_they_started(
     (tmp_path / "zorblat-notes.txt").write_text(FACT + "\n")
     name = f"shared-{uuid.uuid4().hex[:8]}"
 
-    uploads = upload_paths(documents_stack.api_url, key, name, [tmp_path], timeout=INDEXED_WITHIN)
+    collection_id = ensure_collection(documents_stack.api_url, key, name)["collection_id"]
+    uploads = upload_paths(documents_stack.api_url, key, name, [tmp_path], wait_seconds=INDEXED_WITHIN)
 
     assert [(u.path.name, u.status) for u in uploads] == [("zorblat-notes.txt", "indexed")]
-    collection_id = uploads[0].document["collection_id"] if uploads[0].document else ""
     try:
         for runtime_url in (documents_stack.runtime_url, f"http://127.0.0.1:{port}"):
             sources = execute(documents_stack, runtime_url, collection_id)["sources"]
