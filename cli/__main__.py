@@ -141,7 +141,8 @@ def _collection(args: argparse.Namespace, name_or_id: str) -> dict[str, Any]:
 def collections_list(args: argparse.Namespace) -> int:
     with _session(args) as api:
         for c in api.pages("/collections", "collections"):
-            print(f"{c['collection_id']}  {c['name']}  {c['status']}  {c['document_count']} documents, {c['chunk_count']} chunks")
+            counts = f"{c['document_count']} documents, {c['chunk_count']} chunks"
+            print(f"{c['collection_id']}  {c['name']}  {c['status']}  {counts}")
     return 0
 
 
@@ -186,7 +187,8 @@ def upload(args: argparse.Namespace) -> int:
         sys.exit(f"dynavera: {err}")
     failed = [u for u in uploads if u.error]
     done = len(uploads) - len(failed)
-    print(f"{done} of {len(uploads)} files indexed in {args.collection}" + (f"; {len(failed)} failed" if failed else "."))
+    outcome = f"; {len(failed)} failed" if failed else "."
+    print(f"{done} of {len(uploads)} files indexed in {args.collection}{outcome}")
     return 1 if failed else 0
 
 

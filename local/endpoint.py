@@ -18,7 +18,7 @@ import yaml
 
 DATA_TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "data.yaml"
 DEFAULT_URL = "http://127.0.0.1:4566"
-UPLOADS_PREFIX = "uploads/"  # mcp_container.contract.upload_key's
+UPLOADS_PREFIX = "uploads/"  # where contract.upload_key puts every original
 
 
 def aws_environment(endpoint_url: str, stage: str) -> dict[str, str]:

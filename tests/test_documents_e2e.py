@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from cli.upload import ensure_collection, upload_paths
+from contract import RUNTIME_COLLECTION_FIELD
 from local.stack import Stack, free_port
-from mcp_container.contract import RUNTIME_COLLECTION_FIELD
 from tests.conftest import Api, create_key
 from tests.live import wait_until
 

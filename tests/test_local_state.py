@@ -18,7 +18,8 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from chalicelib.settings import Settings, bind
+from chalicelib.settings import Settings
+from chalicelib.wiring import wire
 from local import endpoint
 from local.moto_server import SNAPSHOT_EVERY
 from local.stack import free_port
@@ -54,7 +55,7 @@ def write_everything(url: str, stage: str) -> dict[str, Any]:
     from chalicelib.auth import create_api_key
 
     endpoint.provision(stage, url)
-    bind(Settings.from_env(endpoint.aws_environment(url, stage)))
+    wire(Settings.from_env(endpoint.aws_environment(url, stage)))
     key = create_api_key("alice")
     dynamodb = endpoint.client("dynamodb", url)
     agent = {"agent_id": {"S": str(uuid.uuid4())}, "user_id": {"S": "alice"}, "created_at": {"S": "2026-01-01"}}
@@ -71,7 +72,7 @@ def write_everything(url: str, stage: str) -> dict[str, Any]:
 def assert_everything_kept(url: str, stage: str, written: dict[str, Any]) -> None:
     from chalicelib.auth import user_for_key
 
-    bind(Settings.from_env(endpoint.aws_environment(url, stage)))
+    wire(Settings.from_env(endpoint.aws_environment(url, stage)))
     assert user_for_key(written["key"]) == "alice"
     items = endpoint.client("dynamodb", url).scan(TableName=f"dynavera-{stage}-agents")["Items"]
     assert items == [written["agent"]]
