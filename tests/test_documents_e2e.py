@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from cli.upload import ensure_collection, upload_paths
-from contract import RUNTIME_COLLECTION_FIELD
 from local.stack import Stack, free_port
 from tests.conftest import Api, create_key
 from tests.live import wait_until
@@ -126,7 +125,9 @@ def execute(stack: Stack, runtime_url: str, collection_id: str) -> dict[str, Any
         "agent_id": str(uuid.uuid4()),
         "query": QUESTION,
         "input_data": {"query": QUESTION},
-        "config": {RUNTIME_COLLECTION_FIELD: collection_id, "top_k": 2, "max_tokens": 8},
+        # The executor's resolution of an agent's collection name, done here by hand (contract: the
+        # runtime reads `config.collection_id` and never sees names).
+        "config": {"collection_id": collection_id, "top_k": 2, "max_tokens": 8},
     }
     headers = {"Authorization": f"Bearer {stack.runtime_secret}"}
     answer = httpx.post(f"{runtime_url}/execute", json=body, headers=headers, timeout=ANSWERED_WITHIN)
