@@ -123,6 +123,12 @@ def list_executions(agent_id: str) -> dict[str, Any]:
     return {"executions": [execution.to_api() for execution in page], "next_token": token}
 
 
+@app.route("/executions", methods=["GET"])
+def list_all_executions() -> dict[str, Any]:
+    page, token = runs.list_for_user(_user(), _params())
+    return {"executions": [execution.to_api() for execution in page], "next_token": token}
+
+
 @app.route("/executions/{execution_id}", methods=["GET"])
 def get_execution(execution_id: str) -> dict[str, Any]:
     return runs.get(_user(), execution_id).to_api()

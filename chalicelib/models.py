@@ -114,6 +114,17 @@ class ExecutionsByAgent(GlobalSecondaryIndex["Execution"]):
     created_at = UnicodeAttribute(range_key=True)
 
 
+class ExecutionsByUser(GlobalSecondaryIndex["Execution"]):
+    """The caller's runs across agents, newest first (GET /executions)."""
+
+    class Meta:
+        index_name = "user-index"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class ExecutionsByStatus(GlobalSecondaryIndex["Execution"]):
     """Lets the sweeper find executions left running; keys only."""
 
@@ -126,7 +137,8 @@ class ExecutionsByStatus(GlobalSecondaryIndex["Execution"]):
 
 
 class Execution(Model):
-    """An execution: execution_id; listed per agent, newest first, through agent-index."""
+    """An execution: execution_id; listed newest first per agent (agent-index) and per user
+    (user-index). `query_folded` is the query case-folded, what `GET /executions?q=` searches."""
 
     class Meta(_Meta):
         pass
@@ -137,6 +149,7 @@ class Execution(Model):
     status = UnicodeAttribute()
     input_data = JSONAttribute()
     config = JSONAttribute(default=dict)
+    query_folded = UnicodeAttribute(null=True)
     output_data = JSONAttribute(null=True)
     error_message = UnicodeAttribute(null=True)
     stop_requested = BooleanAttribute(default=False)
@@ -144,6 +157,7 @@ class Execution(Model):
     started_at = UnicodeAttribute(null=True)
     completed_at = UnicodeAttribute(null=True)
     by_agent = ExecutionsByAgent()
+    by_user = ExecutionsByUser()
     by_status = ExecutionsByStatus()
 
     def to_api(self) -> dict[str, Any]:
@@ -152,6 +166,7 @@ class Execution(Model):
             "agent_id": self.agent_id,
             "status": self.status,
             "input_data": self.input_data,
+            "config": self.config,
             "output_data": self.output_data,
             "error_message": self.error_message,
             "created_at": self.created_at,

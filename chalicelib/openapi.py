@@ -91,7 +91,7 @@ def _schemas() -> dict[str, Any]:
                 "name": {"type": "string"},
                 "description": {"type": "string"},
                 "status": {"type": "string"},
-                "config": {"type": "object"},
+                "config": _ref("AgentConfig"),
                 "created_at": STAMP,
                 "updated_at": STAMP,
             },
@@ -105,22 +105,67 @@ def _schemas() -> dict[str, Any]:
                     "required": ["query"],
                     "properties": {"query": query},
                     "description": f"At most {contract.MAX_INPUT_BYTES} bytes as UTF-8 JSON.",
-                }
+                },
+                "config": _ref("RunOverrides"),
             },
+            "additionalProperties": False,
+        },
+        "RunOverrides": {
+            "type": "object",
+            "description": "This run's changes to its agent's settings.",
+            "properties": {name: _config_schema()["properties"][name] for name in validation.RUN_OVERRIDES},
+            "additionalProperties": False,
         },
         "Execution": {
             "type": "object",
-            "required": ["execution_id", "agent_id", "status", "input_data", "created_at"],
+            "required": [
+                "execution_id", "agent_id", "status", "input_data", "config", "output_data",
+                "error_message", "created_at", "started_at", "completed_at",
+            ],
             "properties": {
                 "execution_id": UUID,
                 "agent_id": UUID,
-                "status": {"enum": ["pending", "running", "completed", "failed", "stopped"]},
-                "input_data": {"type": "object"},
-                "output_data": {"type": ["object", "null"]},
+                "status": {"enum": list(validation.EXECUTION_STATUSES)},
+                "input_data": {
+                    "type": "object",
+                    "required": ["query"],
+                    "properties": {"query": {"type": "string"}},
+                    "additionalProperties": True,
+                },
+                "config": {
+                    "description": "The settings it ran with: the agent's at start, with the run's overrides.",
+                    **_ref("AgentConfig"),
+                },
+                "output_data": {"oneOf": [_ref("Output"), {"type": "null"}]},
                 "error_message": {"type": ["string", "null"]},
                 "created_at": STAMP,
                 "started_at": nullable_stamp,
                 "completed_at": nullable_stamp,
+            },
+        },
+        "Output": {
+            "type": "object",
+            "required": ["answer", "sources"],
+            "properties": {
+                "answer": {"type": "string"},
+                "sources": {"type": "array", "items": _ref("Source")},
+                "usage": {
+                    "type": "object",
+                    "properties": {
+                        name: {"type": "number"}
+                        for name in ("prompt_tokens", "completion_tokens", "retrieval_ms", "generation_ms")
+                    },
+                },
+            },
+        },
+        "Source": {
+            "type": "object",
+            "required": ["source", "chunk_id", "score", "text"],
+            "properties": {
+                "source": {"type": "string"},
+                "chunk_id": {"type": "string"},
+                "score": {"type": "number"},
+                "text": {"type": "string"},
             },
         },
         **_document_schemas(name, description),
@@ -257,7 +302,12 @@ def _query_parameters(route: str) -> list[dict[str, Any]]:
         "limit": {"type": "integer", "minimum": 1, "maximum": limit},
         "after": {"type": "integer", "minimum": 0, "maximum": validation.MAX_AFTER},
         "next_token": {"type": "string"},
-        "status": {"enum": list(contract.DOCUMENT_STATUSES)},
+        # A run's status on the executions list, a document's on a collection's documents.
+        "status": {
+            "enum": list(validation.EXECUTION_STATUSES if route == "GET /executions" else contract.DOCUMENT_STATUSES)
+        },
+        "agent_id": UUID,
+        "q": {"type": "string", "minLength": 1, "maxLength": contract.MAX_QUERY_CHARS, "pattern": r"\S"},
     }
     names = validation.QUERY_PARAMETERS.get(route, ())
     return [{"name": name, "in": "query", "schema": schemas[name]} for name in names]
@@ -328,6 +378,15 @@ def _paths() -> dict[str, Any]:
                 (400, 404, 409, 503),
                 parameters=[idempotency],
                 requestBody=_body("NewExecution"),
+            ),
+        },
+        "/executions": {
+            "get": _operation(
+                "The caller's executions across agents, newest first; q searches the query text",
+                200,
+                _page("executions", "Execution", "next_token", token),
+                (400,),
+                parameters=_query_parameters("GET /executions"),
             ),
         },
         "/executions/{execution_id}": {

@@ -62,8 +62,8 @@ def start(
     user_id: str, agent_id: str, body: dict[str, Any], idempotency_key: str | None
 ) -> Execution:
     agent = agents.get(user_id, agent_id)
-    input_data = validation.input_data(body)
-    validation.fits_context(input_data["query"], agent.config)
+    input_data, config = validation.start_body(body, agent.config)
+    validation.fits_context(input_data["query"], config)
     execution_id = new_id()
     if idempotency_key is not None:
         earlier = _claim_idempotency_key(user_id, idempotency_key, agent.agent_id, execution_id)
@@ -75,7 +75,8 @@ def start(
         user_id=user_id,
         status="pending",
         input_data=input_data,
-        config=agent.config,
+        config=config,
+        query_folded=input_data["query"].casefold(),
         created_at=now_iso(),
     )
     with conditional():
@@ -145,6 +146,24 @@ def list_for_agent(
 ) -> tuple[list[Execution], str | None]:
     agent = agents.get(user_id, agent_id)
     return query_page(Execution.by_agent, "agent_id", agent.agent_id, "execution_id", limit, token)
+
+
+def list_for_user(user_id: str, params: dict[str, str]) -> tuple[list[Execution], str | None]:
+    """The caller's runs across agents, newest first, filtered on the server. Runs of an agent
+    since deleted stay listed: they are still the caller's."""
+    filters = validation.execution_filters(params)
+    conditions = []
+    if "status" in filters:
+        conditions.append(Execution.status == filters["status"])
+    if "agent_id" in filters:
+        conditions.append(Execution.agent_id == filters["agent_id"])
+    if "q" in filters:
+        conditions.append(Execution.query_folded.contains(filters["q"]))
+    condition = None
+    for each in conditions:
+        condition = each if condition is None else condition & each
+    limit = validation.page_limit(params)
+    return query_page(Execution.by_user, "user_id", user_id, "execution_id", limit, params.get("next_token"), condition)
 
 
 def events_page(

@@ -33,7 +33,11 @@ QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "GET /executions/{execution_id}/events": ("after", "limit"),
     "GET /collections": ("limit", "next_token"),
     "GET /collections/{collection_id}/documents": ("limit", "next_token", "status"),
+    "GET /executions": ("limit", "next_token", "status", "agent_id", "q"),
 }
+EXECUTION_STATUSES = ("pending", "running", "completed", "failed", "stopped")
+# What a run may change of its agent's config for itself alone.
+RUN_OVERRIDES = ("top_k", "max_tokens", "temperature")
 
 
 @contextmanager
@@ -116,6 +120,34 @@ def input_data(body: Mapping[str, Any]) -> dict[str, Any]:
     with _contract():
         contract.check_query(data["query"])
     return data
+
+
+def start_body(body: Mapping[str, Any], agents_config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A start request's input_data, and the config the run will use: the agent's, with the
+    request's `config` overrides laid over it."""
+    _only(body, {"input_data", "config"}, "the request")
+    data = input_data(body)
+    config = dict(agents_config)
+    if "config" in body:
+        overrides = body["config"]
+        if isinstance(overrides, dict):
+            _only(overrides, set(RUN_OVERRIDES), "'config' (a run may override top_k, max_tokens, temperature)")
+        config = agent_config(overrides, config)
+    return data, config
+
+
+def execution_filters(params: Mapping[str, str]) -> dict[str, str]:
+    """The filters of GET /executions, checked: status, agent_id, q (text in the query)."""
+    filters: dict[str, str] = {}
+    if "status" in params:
+        if params["status"] not in EXECUTION_STATUSES:
+            raise Invalid(f"'status' must be one of {', '.join(EXECUTION_STATUSES)}.")
+        filters["status"] = params["status"]
+    if "agent_id" in params:
+        filters["agent_id"] = uuid_param(params["agent_id"], "agent_id")
+    if "q" in params:
+        filters["q"] = _text(params["q"], "q", contract.MAX_QUERY_CHARS, min_chars=1).strip().casefold()
+    return filters
 
 
 def fits_context(query: str, config: Mapping[str, Any]) -> None:
