@@ -14,7 +14,7 @@ export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install deploy-tools checkov model console console-test chromium run reset test lint bench clean deploy destroy stage
+.PHONY: install deploy-tools checkov model console console-types console-test chromium run reset test lint bench clean deploy destroy stage
 
 install: $(STAMP)
 
@@ -65,6 +65,13 @@ $(CONSOLE_BUILD): $(CONSOLE_MODULES) $(CONSOLE_SOURCES)
 	cd console && npm run build
 
 console: $(CONSOLE_BUILD)
+
+# The console's API types, generated from the contract's OpenAPI document (GET /openapi.json),
+# never written by hand; tests/console/test_types.py fails when they are out of date.
+console-types: $(CONSOLE_MODULES)
+	mkdir -p build
+	PYTHONPATH=. $(PY) -m chalicelib.openapi > build/openapi.json
+	cd console && npx openapi-typescript ../build/openapi.json -o src/api/schema.d.ts
 
 # The console's type check and unit tests (Vitest, against a scripted socket).
 console-test: $(CONSOLE_MODULES)

@@ -113,7 +113,11 @@ def _schemas() -> dict[str, Any]:
         "RunOverrides": {
             "type": "object",
             "description": "This run's changes to its agent's settings.",
-            "properties": {name: _config_schema()["properties"][name] for name in validation.RUN_OVERRIDES},
+            # No defaults here: a field left out keeps the agent's value.
+            "properties": {
+                name: {key: value for key, value in _config_schema()["properties"][name].items() if key != "default"}
+                for name in validation.RUN_OVERRIDES
+            },
             "additionalProperties": False,
         },
         "Execution": {
@@ -177,7 +181,7 @@ def _schemas() -> dict[str, Any]:
                 "event_type": {
                     "enum": ["started", "progress", "step", "message", "token", "completed", "error", "stopped"]
                 },
-                "content": {"type": "object"},
+                "content": {"type": "object", "additionalProperties": True},
                 "timestamp": STAMP,
             },
         },
@@ -494,3 +498,10 @@ def document() -> dict[str, Any]:
         },
         "security": [{"apiKey": []}],
     }
+
+
+if __name__ == "__main__":
+    # `make console-types` writes the document the console's API types are generated from.
+    import json
+
+    print(json.dumps(document(), indent=1))

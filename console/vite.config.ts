@@ -12,7 +12,7 @@ export default defineConfig({
   // `npm run dev`: the API and WebSocket of the local gateway, proxied so they stay same-origin.
   server: {
     proxy: Object.fromEntries(
-      ['/agents', '/executions', '/health', '/ws'].map((path) => [
+      ['/agents', '/executions', '/collections', '/openapi.json', '/health', '/ws'].map((path) => [
         path,
         { target: process.env.DYNAVERA_API_URL ?? 'http://127.0.0.1:8000', ws: path === '/ws' },
       ]),

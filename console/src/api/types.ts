@@ -1,27 +1,25 @@
-// The API's shapes, written to DESIGN.md §3 (REST) and §4 (WebSocket). Components import
-// these; none declares a shape of its own.
+// The API's shapes: REST generated from GET /openapi.json (DESIGN.md §3), WebSocket frames written
+// to DESIGN.md §4. Components import these; none declares a shape of its own.
 
-export type ExecutionStatus = 'pending' | 'running' | 'completed' | 'failed' | 'stopped'
+import type { components, paths } from './schema'
+
+type Schemas = components['schemas']
+
+// REST shapes: generated into schema.d.ts from the API's OpenAPI document (`make console-types`).
+export type AgentConfig = Schemas['AgentConfig']
+export type Agent = Schemas['Agent']
+export type Execution = Schemas['Execution']
+export type ExecutionStatus = Execution['status']
+export type InputData = Execution['input_data']
+export type OutputData = Schemas['Output']
+export type Usage = NonNullable<OutputData['usage']>
+export type Source = Schemas['Source']
+export type RunOverrides = Schemas['RunOverrides']
+export type ExecutionEvent = Schemas['Event']
+export type EventType = ExecutionEvent['event_type']
+export type ErrorBody = Schemas['Error']
 
 export const TERMINAL_STATUSES: readonly ExecutionStatus[] = ['completed', 'failed', 'stopped']
-
-export interface AgentConfig {
-  system_prompt: string
-  collection: string
-  top_k: number
-  max_tokens: number
-  temperature: number
-}
-
-export interface Agent {
-  agent_id: string
-  name: string
-  description: string
-  status: string
-  config: AgentConfig
-  created_at: string
-  updated_at: string
-}
 
 export interface AgentDraft {
   name: string
@@ -29,63 +27,75 @@ export interface AgentDraft {
   config?: Partial<AgentConfig>
 }
 
-export interface Source {
-  source: string
-  chunk_id: string
-  score: number
-  text: string
-}
+type PageOf<Path extends keyof paths> = paths[Path] extends { get: { responses: { 200: { content: { 'application/json': infer T } } } } }
+  ? T
+  : never
+export type AgentPage = PageOf<'/agents'>
+export type ExecutionPage = PageOf<'/executions'>
+export type EventPage = PageOf<'/executions/{execution_id}/events'>
+/** The filters `GET /executions` takes, checked on the server. */
+export type ExecutionFilters = Omit<NonNullable<paths['/executions']['get']['parameters']['query']>, 'limit' | 'next_token'>
 
-export interface OutputData {
-  answer: string
-  sources: Source[]
-  usage?: Record<string, unknown>
-}
+// Collections and documents, written to DESIGN §3 until their routes are in the OpenAPI document.
+export type CollectionStatus = 'active' | 'deleting'
 
-export interface InputData {
-  query: string
-  [key: string]: unknown
-}
-
-export interface Execution {
-  execution_id: string
-  agent_id: string
-  status: ExecutionStatus
-  input_data: InputData
-  output_data: OutputData | null
-  error_message: string | null
+export interface Collection {
+  collection_id: string
+  name: string
+  description: string
+  status: CollectionStatus
+  document_count: number
+  chunk_count: number
   created_at: string
-  started_at: string | null
-  completed_at: string | null
+  updated_at: string
 }
 
-export type EventType = 'started' | 'progress' | 'step' | 'message' | 'token' | 'completed' | 'error' | 'stopped'
+export type DocumentStatus = 'awaiting_upload' | 'queued' | 'extracting' | 'embedding' | 'indexed' | 'failed' | 'deleting'
 
-/** One persisted event: `seq` runs 1, 2, 3 … per execution, without gaps. */
-export interface ExecutionEvent {
-  seq: number
-  event_type: EventType
-  content: Record<string, unknown>
-  timestamp: string
+export type DocumentFailure =
+  | 'too_large'
+  | 'unsupported_type'
+  | 'encrypted_pdf'
+  | 'not_text'
+  | 'no_text'
+  | 'too_many_chunks'
+  | 'extract_timeout'
+  | 'upload_expired'
+
+export interface CollectionDocument {
+  document_id: string
+  collection_id: string
+  filename: string
+  size: number
+  sha256: string | null
+  status: DocumentStatus
+  chunks_total: number | null
+  chunks_done: number | null
+  error: { code: DocumentFailure | string; message: string } | null
+  created_at: string
+  indexed_at: string | null
 }
 
-export interface AgentPage {
-  agents: Agent[]
+export interface CollectionPage {
+  collections: Collection[]
   next_token: string | null
 }
 
-export interface ExecutionPage {
-  executions: Execution[]
+export interface DocumentPage {
+  documents: CollectionDocument[]
   next_token: string | null
 }
 
-export interface EventPage {
-  events: ExecutionEvent[]
-  next_after: number | null
+/** An S3 presigned POST: the file goes to `url` as multipart form data, after `fields`. */
+export interface PresignedPost {
+  url: string
+  fields: Record<string, string>
 }
 
-export interface ErrorBody {
-  error: { code: string; message: string }
+export interface NewDocument {
+  document: CollectionDocument
+  /** null when the same bytes are already in the collection. */
+  upload: PresignedPost | null
 }
 
 // WebSocket, client → server.

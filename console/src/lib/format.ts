@@ -2,6 +2,20 @@
 
 const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' })
 
+const dateTimeSeconds = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' })
+
+/** To the second: two runs of one question a minute apart read apart. */
+export function formatDateTimeSeconds(iso: string | null | undefined): string {
+  if (!iso) return '—'
+  const date = new Date(iso)
+  return Number.isNaN(date.getTime()) ? iso : dateTimeSeconds.format(date)
+}
+
+/** The first non-blank line of a text, for a one-line preview. */
+export function firstLine(text: string | null | undefined): string {
+  return (text ?? '').split('\n').find((line) => line.trim())?.trim() ?? ''
+}
+
 export function formatDateTime(iso: string | null | undefined): string {
   if (!iso) return '—'
   const date = new Date(iso)

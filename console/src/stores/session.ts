@@ -13,8 +13,18 @@ export const useSessionStore = defineStore('session', () => {
   const config = ref<ConsoleConfig>({ apiUrl: '', wsUrl: '' })
   const apiKey = ref<string | null>(localStorage.getItem(KEY_STORAGE))
 
+  /** Why the console went back to sign-in on its own (a key the API stopped accepting). */
+  const notice = ref('')
+
   const signedIn = computed(() => apiKey.value !== null)
-  const api = computed<Api>(() => createApi(config.value.apiUrl, apiKey.value ?? ''))
+  const api = computed<Api>(() => createApi(config.value.apiUrl, apiKey.value ?? '', undefined, refused))
+
+  /** Any 401 from the API, on any page: the stored key is no good any more. */
+  function refused(): void {
+    if (!apiKey.value) return
+    signOut()
+    notice.value = 'The API no longer accepts your key (it may have been revoked). Sign in again.'
+  }
   /** The WebSocket URL with the key: handed to the socket, never shown or logged. */
   const socketUrl = computed(() => `${config.value.wsUrl}?token=${encodeURIComponent(apiKey.value ?? '')}`)
 
@@ -36,6 +46,7 @@ export const useSessionStore = defineStore('session', () => {
     }
     localStorage.setItem(KEY_STORAGE, trimmed)
     apiKey.value = trimmed
+    notice.value = ''
   }
 
   function signOut(): void {
@@ -48,5 +59,5 @@ export const useSessionStore = defineStore('session', () => {
     apiKey.value = localStorage.getItem(KEY_STORAGE)
   }
 
-  return { config, signedIn, api, socketUrl, configure, signIn, signOut, syncFromStorage }
+  return { config, notice, signedIn, api, socketUrl, configure, signIn, signOut, refused, syncFromStorage }
 })

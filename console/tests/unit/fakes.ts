@@ -48,6 +48,7 @@ export function execution(status: Execution['status'] = 'running'): Execution {
     agent_id: AGENT_ID,
     status,
     input_data: { query: 'What is fNIRS?' },
+    config: { system_prompt: 'Answer.', collection: 'fnirs', top_k: 4, max_tokens: 256, temperature: 0.2 },
     output_data: null,
     error_message: null,
     created_at: '2026-11-26T10:00:00Z',

@@ -17,13 +17,15 @@ describe('the REST client', () => {
 
   it("turns the contract's error shape into an ApiError naming the field", async () => {
     const api = createApi('http://api.test', 'k', async () =>
-      new Response(JSON.stringify({ error: { code: 'validation_error', message: "'config.top_k' must be an integer from 1 to 20." } }), {
-        status: 400,
-      }),
+      new Response(
+        JSON.stringify({ error: { code: 'validation_error', message: 'Passages retrieved must be at most twenty.', field: 'config.top_k' } }),
+        { status: 400 },
+      ),
     )
     const error = await api.createAgent({ name: 'x' }).catch((err: unknown) => err)
     expect(error).toBeInstanceOf(ApiError)
-    expect(error).toMatchObject({ status: 400, code: 'validation_error', field: 'top_k' })
+    // The field comes from the body, never from reading the English message.
+    expect(error).toMatchObject({ status: 400, code: 'validation_error', field: 'config.top_k' })
   })
 
   it('says when the API cannot be reached', async () => {

@@ -1,0 +1,61 @@
+// How a document's state reads: its failure code in words, its indexing progress, and whether
+// it is still moving (so its collection page keeps polling).
+
+import type { CollectionDocument, DocumentStatus } from '@/api/types'
+
+const FAILURES: Record<string, string> = {
+  too_large: 'The file is larger than the upload limit.',
+  unsupported_type: 'This kind of file is not read: upload .md, .txt or .pdf.',
+  encrypted_pdf: 'This PDF is encrypted; save an unencrypted copy and upload that.',
+  not_text: 'This file is not UTF-8 text (it looks binary).',
+  no_text: 'No text could be extracted (a scanned PDF has only images of text).',
+  too_many_chunks: 'This document is too long to index as one file; split it.',
+  extract_timeout: 'Reading the text took too long; try a smaller or simpler file.',
+  upload_expired: 'The file never arrived: the upload was not finished within an hour.',
+}
+
+const STATUS_WORDS: Record<DocumentStatus, string> = {
+  awaiting_upload: 'uploading',
+  queued: 'queued',
+  extracting: 'extracting text',
+  embedding: 'embedding',
+  indexed: 'indexed',
+  failed: 'failed',
+  deleting: 'deleting',
+}
+
+const SETTLED: ReadonlySet<DocumentStatus> = new Set(['indexed', 'failed'])
+
+export function failureInWords(error: CollectionDocument['error']): string {
+  if (!error) return ''
+  return FAILURES[error.code] ?? error.message
+}
+
+export function statusInWords(status: DocumentStatus): string {
+  return STATUS_WORDS[status] ?? status
+}
+
+/** Whether the document may still change on its own (indexing, or being deleted). */
+export function isMoving(document: CollectionDocument): boolean {
+  return !SETTLED.has(document.status)
+}
+
+/** Indexing progress from 0 to 1, or null before the number of chunks is known. */
+export function progressOf(document: CollectionDocument): number | null {
+  if (document.status === 'indexed') return 1
+  const total = document.chunks_total ?? 0
+  if (total <= 0) return null
+  return Math.min(1, (document.chunks_done ?? 0) / total)
+}
+
+/** The file's sha256 as hex, so the API can skip bytes it already holds. */
+export async function sha256Hex(file: Blob): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', await file.arrayBuffer())
+  return Array.from(new Uint8Array(digest), (byte) => byte.toString(16).padStart(2, '0')).join('')
+}
+
+export function formatBytes(size: number): string {
+  if (size < 1024) return `${size} B`
+  if (size < 1024 * 1024) return `${(size / 1024).toFixed(1)} KiB`
+  return `${(size / 1024 / 1024).toFixed(1)} MiB`
+}
