@@ -30,11 +30,19 @@ export function formatClock(iso: string): string {
   return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.${pad(date.getMilliseconds(), 3)}`
 }
 
+/** A span in milliseconds as people read it: 840 ms, 4.1 s, 2 min 05 s. */
+export function formatMs(ms: number | null): string {
+  if (ms === null || !Number.isFinite(ms)) return '—'
+  if (ms < 1000) return `${Math.round(ms)} ms`
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`
+  const seconds = Math.floor(ms / 1000)
+  return `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s`
+}
+
 export function formatDuration(fromIso: string | null, toIso: string | null): string {
   if (!fromIso || !toIso) return '—'
   const ms = new Date(toIso).getTime() - new Date(fromIso).getTime()
-  if (!Number.isFinite(ms) || ms < 0) return '—'
-  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`
+  return Number.isFinite(ms) && ms >= 0 ? formatMs(ms) : '—'
 }
 
 export function errorMessage(err: unknown): string {

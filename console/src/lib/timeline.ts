@@ -153,3 +153,58 @@ export function backoffDelay(attempt: number, random: number, baseMs = 500, capM
   const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1))
   return Math.round(ceiling / 2 + (ceiling / 2) * random)
 }
+
+/** Whether the runtime said the run waits for the model and nothing has moved since. */
+export function isWaitingForModel(events: readonly ExecutionEvent[]): boolean {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const event = events[i]!
+    if (event.event_type === 'progress') return event.content.stage === 'queued'
+    if (event.event_type !== 'started') return false
+  }
+  return false
+}
+
+export interface RunFigures {
+  /** From the start request to the runtime starting work (the runs queue and the model's queue). */
+  queuedMs: number | null
+  /** From the start request to the first piece of the answer. */
+  firstTokenMs: number | null
+  tokensPerSecond: number | null
+  retrievalMs: number | null
+  generationMs: number | null
+  /** From the start request to the end, or to `now` while it runs. */
+  elapsedMs: number | null
+}
+
+const at = (iso: string | null | undefined): number | null => {
+  const ms = iso ? Date.parse(iso) : NaN
+  return Number.isFinite(ms) ? ms : null
+}
+const since = (from: number | null, to: number | null): number | null => (from === null || to === null ? null : Math.max(0, to - from))
+const numberOr = (value: unknown): number | null => (typeof value === 'number' && Number.isFinite(value) ? value : null)
+
+/** The figures of a run from its record's times, its log and the usage its answer reports. */
+export function figuresOf(
+  events: readonly ExecutionEvent[],
+  createdAt: string | null,
+  usage: Record<string, unknown> | null,
+  now: number,
+): RunFigures {
+  const created = at(createdAt)
+  const working = events.find(
+    (e) => (e.event_type === 'progress' && e.content.stage !== 'queued') || e.event_type === 'token' || isTerminalEvent(e),
+  )
+  const firstToken = events.find((e) => e.event_type === 'token')
+  const last = events.at(-1)
+  const end = isTerminalEvent(last) ? at(last!.timestamp) : now
+  const completion = numberOr(usage?.completion_tokens)
+  const generationMs = numberOr(usage?.generation_ms)
+  return {
+    queuedMs: since(created, at(working?.timestamp)),
+    firstTokenMs: since(created, at(firstToken?.timestamp)),
+    tokensPerSecond: completion !== null && generationMs ? (completion * 1000) / generationMs : null,
+    retrievalMs: numberOr(usage?.retrieval_ms),
+    generationMs,
+    elapsedMs: since(created, end),
+  }
+}

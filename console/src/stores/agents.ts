@@ -80,6 +80,11 @@ export const useAgentsStore = defineStore('agents', () => {
 
   async function remove(agentId: string): Promise<void> {
     await session.api.deleteAgent(agentId)
+    forget(agentId)
+  }
+
+  /** Drops an agent the API no longer knows (deleted here or elsewhere). */
+  function forget(agentId: string): void {
     all.value = all.value.filter((agent) => agent.agent_id !== agentId)
   }
 
@@ -92,6 +97,6 @@ export const useAgentsStore = defineStore('agents', () => {
 
   return {
     loaded, loading, filter, page, pageCount, matching, visible,
-    load, setFilter, goToPage, byId, fetchOne, create, update, remove, reset,
+    load, setFilter, goToPage, byId, fetchOne, create, update, remove, forget, reset,
   }
 })

@@ -4,9 +4,19 @@
 import { defineStore } from 'pinia'
 import { markRaw, reactive, ref } from 'vue'
 
-import type { Api } from '@/api/rest'
+import { ApiError, type Api } from '@/api/rest'
 import { LiveSocket, type ConnectionState, type SocketFactory } from '@/api/socket'
-import type { EventFrame, Execution, ExecutionEvent, ExecutionStatus, InputData, ServerFrame, Source } from '@/api/types'
+import type {
+  AgentConfig,
+  EventFrame,
+  Execution,
+  ExecutionEvent,
+  ExecutionStatus,
+  InputData,
+  RunOverrides,
+  ServerFrame,
+  Source,
+} from '@/api/types'
 import {
   EMPTY_CURSOR,
   admit,
@@ -30,6 +40,14 @@ export interface LiveRun {
   error: string | null
   /** Stop was asked for and `execution_stopped` (or another end) has not arrived yet. */
   stopping: boolean
+  /** The stop request could not reach the API; it is sent again when the connection is back. */
+  stopPending: boolean
+  /** The settings it ran with (the agent's at start, with the run's overrides). */
+  config: AgentConfig | null
+  /** What the answer reports: tokens, retrieval and generation times. */
+  usage: Record<string, unknown> | null
+  /** The seq it held when the socket last came back (what "resumed from event N" says). */
+  resumedFrom: number | null
   /** Every event held, in seq order; replaced (never mutated) on each change. */
   events: readonly ExecutionEvent[]
   lastSeq: number
@@ -116,6 +134,10 @@ export const useLiveStore = defineStore('live', () => {
         sources: [],
         error: null,
         stopping: false,
+        stopPending: false,
+        config: null,
+        usage: null,
+        resumedFrom: null,
         events: markRaw([]),
         lastSeq: 0,
         createdAt: null,
@@ -129,6 +151,8 @@ export const useLiveStore = defineStore('live', () => {
   function seed(run: LiveRun, execution: Execution): void {
     run.agentId = execution.agent_id
     run.input = execution.input_data
+    run.config = execution.config ?? null
+    if (execution.output_data?.usage) run.usage = execution.output_data.usage
     run.createdAt = execution.created_at
     run.completedAt = execution.completed_at
     // The log decides the status once it holds events; before that, the record does.
@@ -155,6 +179,7 @@ export const useLiveStore = defineStore('live', () => {
             text = ''
           }
           run.sources = sourcesOf(event.content)
+          if (event.content.usage && typeof event.content.usage === 'object') run.usage = event.content.usage as Record<string, unknown>
         } else if (event.event_type === 'error') run.error = String(event.content.message ?? 'The execution failed.')
       }
       if (text) run.answer += text
@@ -167,6 +192,7 @@ export const useLiveStore = defineStore('live', () => {
 
   function finished(run: LiveRun): void {
     run.stopping = false
+    run.stopPending = false
     if (following.delete(run.executionId)) {
       socket?.send({ action: 'unsubscribe', execution_id: run.executionId })
       void recordTerminal(run)
@@ -237,6 +263,12 @@ export const useLiveStore = defineStore('live', () => {
     if (flushPending) flush()
     following.forEach(subscribe)
     if (!resumed) return
+    following.forEach((executionId) => {
+      const run = runs.get(executionId)
+      if (!run) return
+      run.resumedFrom = run.lastSeq
+      if (run.stopPending) void stop(executionId).catch(() => undefined)
+    })
     reconnected.value = true
     clearTimeout(noticeTimer)
     noticeTimer = setTimeout(() => (reconnected.value = false), RECONNECTED_NOTICE_MS)
@@ -265,9 +297,9 @@ export const useLiveStore = defineStore('live', () => {
     return run
   }
 
-  async function start(agentId: string, input: InputData): Promise<string> {
+  async function start(agentId: string, input: InputData, overrides?: RunOverrides): Promise<string> {
     if (!options) throw new Error('Not signed in.')
-    const execution = await options.api.startExecution(agentId, input, crypto.randomUUID())
+    const execution = await options.api.startExecution(agentId, input, crypto.randomUUID(), overrides)
     seed(runOf(execution.execution_id), execution)
     await follow(execution.execution_id)
     return execution.execution_id
@@ -279,8 +311,13 @@ export const useLiveStore = defineStore('live', () => {
     run.stopping = true
     try {
       await options.api.stopExecution(executionId)
+      run.stopPending = false
     } catch (err) {
       run.stopping = false
+      // Unreachable (the link is down): asked again when the socket reconnects, unless the run
+      // ends first. Any other refusal is final and said as it is.
+      run.stopPending = err instanceof ApiError && err.status === 0
+      if (run.stopPending) throw new Error('Could not reach the API to stop the run; the stop is sent again when the connection is back.')
       throw err
     }
   }

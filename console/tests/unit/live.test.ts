@@ -1,6 +1,7 @@
 import { createPinia, setActivePinia } from 'pinia'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 
+import { ApiError } from '@/api/rest'
 import { useLiveStore } from '@/stores/live'
 import { EXECUTION_ID, FakeApi, FakeSocket, ManualFrames, eventOf, progress, token } from './fakes'
 
@@ -157,6 +158,46 @@ describe('the live store', () => {
     }
     await expect(live.stop(EXECUTION_ID)).rejects.toThrow('conflict')
     expect(live.runs.get(EXECUTION_ID)!.stopping).toBe(false)
+  })
+
+  it('sends a stop that could not reach the API again once the socket is back, and clears it at the end', async () => {
+    vi.useFakeTimers()
+    const live = connect()
+    await live.follow(EXECUTION_ID)
+    const reachable = api.stopExecution
+    api.stopExecution = async () => {
+      throw new ApiError(0, 'network_error', 'Could not reach the API.')
+    }
+    await expect(live.stop(EXECUTION_ID)).rejects.toThrow('sent again when the connection is back')
+    const run = live.runs.get(EXECUTION_ID)!
+    expect(run.stopPending).toBe(true)
+    api.stopExecution = reachable
+    socket().drop()
+    await vi.advanceTimersByTimeAsync(1000)
+    socket().accept()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(api.stops).toEqual([EXECUTION_ID])
+    expect(run.stopPending).toBe(false)
+    expect(run.resumedFrom).toBe(0)
+    socket().deliver({ type: 'execution_stopped', execution_id: EXECUTION_ID, seq: 1 })
+    frames.tick()
+    expect(run.status).toBe('stopped')
+  })
+
+  it('says "resumed from" the seq held when the socket came back, not one that keeps counting', async () => {
+    vi.useFakeTimers()
+    const live = connect()
+    await live.follow(EXECUTION_ID)
+    socket().deliver(token(1, 'a'), token(2, 'b'))
+    frames.tick()
+    socket().drop()
+    await vi.advanceTimersByTimeAsync(1000)
+    socket().accept()
+    socket().deliver(token(3, 'c'))
+    frames.tick()
+    const run = live.runs.get(EXECUTION_ID)!
+    expect(run.lastSeq).toBe(3)
+    expect(run.resumedFrom).toBe(2)
   })
 
   it('batches token text per animation frame', async () => {

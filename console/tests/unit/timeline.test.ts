@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
 import type { ExecutionEvent } from '@/api/types'
-import { EMPTY_CURSOR, admit, backoffDelay, citeParts, describe as describeEvent, toNdjson } from '@/lib/timeline'
+import { EMPTY_CURSOR, admit, backoffDelay, citeParts, describe as describeEvent, figuresOf, isWaitingForModel, toNdjson } from '@/lib/timeline'
 
 const event = (seq: number, event_type: ExecutionEvent['event_type'] = 'token', content = {}): ExecutionEvent => ({
   seq,
@@ -63,5 +63,43 @@ describe('export and backoff', () => {
     expect(backoffDelay(3, 1)).toBe(2000)
     expect(backoffDelay(20, 1)).toBe(15000)
     expect(backoffDelay(20, 0)).toBe(7500)
+  })
+})
+
+describe('a run’s figures', () => {
+  const at = (seconds: number) => new Date(Date.UTC(2026, 10, 30, 6, 0, 0) + seconds * 1000).toISOString()
+  const event = (seq: number, event_type: ExecutionEvent['event_type'], seconds: number, content: Record<string, unknown> = {}) =>
+    ({ seq, event_type, content, timestamp: at(seconds) }) as ExecutionEvent
+
+  it('separates the wait for the model from the answer', () => {
+    const events = [
+      event(1, 'started', 1),
+      event(2, 'progress', 1.2, { stage: 'queued' }),
+      event(3, 'progress', 9, { stage: 'retrieving' }),
+      event(4, 'token', 9.5, { text: 'a' }),
+      event(5, 'completed', 12),
+    ]
+    const usage = { completion_tokens: 50, generation_ms: 2500, retrieval_ms: 12.5 }
+    expect(figuresOf(events, at(0), usage, Date.parse(at(99)))).toEqual({
+      queuedMs: 9000,
+      firstTokenMs: 9500,
+      tokensPerSecond: 20,
+      retrievalMs: 12.5,
+      generationMs: 2500,
+      elapsedMs: 12000,
+    })
+  })
+
+  it('counts elapsed time up to now while the run goes on', () => {
+    const figures = figuresOf([event(1, 'started', 1)], at(0), null, Date.parse(at(7)))
+    expect(figures.elapsedMs).toBe(7000)
+    expect(figures.queuedMs).toBeNull()
+    expect(figures.tokensPerSecond).toBeNull()
+  })
+
+  it('knows a run waiting for the model until something else happens', () => {
+    expect(isWaitingForModel([event(1, 'started', 1), event(2, 'progress', 2, { stage: 'queued' })])).toBe(true)
+    expect(isWaitingForModel([event(1, 'started', 1), event(2, 'progress', 2, { stage: 'queued' }), event(3, 'progress', 3, { stage: 'retrieving' })])).toBe(false)
+    expect(isWaitingForModel([event(1, 'started', 1)])).toBe(false)
   })
 })
