@@ -42,8 +42,8 @@ def stop_if_running(api: Api, execution_id: str) -> None:
 
 def run_from_agent_page(page: Any, agent_id: str, question: str, started: list[str]) -> str:
     page.goto(f"/console/agents/{agent_id}")
-    page.get_by_label("Question").fill(question)
-    page.get_by_label("Question").press("Control+Enter")
+    page.get_by_label("Question", exact=True).fill(question)
+    page.get_by_label("Question", exact=True).press("Control+Enter")
     page.wait_for_url(re.compile(r"/console/executions/[0-9a-f-]{36}$"))
     started.append(page.url.rsplit("/", 1)[-1])
     return started[-1]
@@ -69,10 +69,10 @@ def test_wrong_key_is_refused_and_a_right_key_stays_signed_in(context: Any, cons
     page = context.new_page()
     page.goto("/console/agents")
     expect(page).to_have_url(re.compile(r"/console/sign-in"))
-    page.get_by_label("API key").fill("dv_not-a-real-key")
+    page.get_by_label("API key", exact=True).fill("dv_not-a-real-key")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("not accepted")
-    page.get_by_label("API key").fill(console_key)
+    page.get_by_label("API key", exact=True).fill(console_key)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible()
     expect(page).to_have_url(re.compile(r"/console/agents$"))
@@ -80,7 +80,7 @@ def test_wrong_key_is_refused_and_a_right_key_stays_signed_in(context: Any, cons
     expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible()
     assert console_key not in page.url
     page.get_by_role("button", name="Sign out").click()
-    expect(page.get_by_label("API key")).to_be_visible()
+    expect(page.get_by_label("API key", exact=True)).to_be_visible()
     assert page.evaluate("localStorage.getItem('dynavera.apiKey')") is None
 
 
@@ -89,19 +89,19 @@ def test_create_an_agent_with_field_errors_then_run_a_question(
 ) -> None:
     page = signed_in
     page.get_by_role("link", name="New agent").click()
-    page.get_by_label("Name").fill("Console fNIRS")
-    page.get_by_label("top_k").fill("99")
+    page.get_by_label("Name", exact=True).fill("Console fNIRS")
+    page.get_by_label("top_k", exact=True).fill("99")
     page.get_by_role("button", name="Create agent").click()
     expect(page.locator("#agent-top-k-error")).to_contain_text("top_k")
-    expect(page.get_by_label("top_k")).to_have_attribute("aria-invalid", "true")
-    page.get_by_label("top_k").fill("3")
-    page.get_by_label("max_tokens").fill("64")
-    page.get_by_label("temperature").fill("0")
+    expect(page.get_by_label("top_k", exact=True)).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("top_k", exact=True).fill("3")
+    page.get_by_label("max_tokens", exact=True).fill("64")
+    page.get_by_label("temperature", exact=True).fill("0")
     page.get_by_role("button", name="Create agent").click()
     expect(page.get_by_role("heading", name="Console fNIRS")).to_be_visible()
 
-    page.get_by_label("Question").fill("What does fNIRS measure?")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_label("Question", exact=True).fill("What does fNIRS measure?")
+    page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_url(re.compile(r"/console/executions/"))
     started.append(page.url.rsplit("/", 1)[-1])
     record_status_texts(page)
@@ -126,7 +126,7 @@ def test_create_an_agent_with_field_errors_then_run_a_question(
 
     # The agents list finds it by name, and the history lists the run.
     page.get_by_role("link", name="Agents", exact=True).first.click()
-    page.get_by_label("Filter agents by name").fill("console fnirs")
+    page.get_by_label("Filter agents by name", exact=True).fill("console fnirs")
     expect(page.get_by_test_id("agent-row")).to_have_count(1)
     page.get_by_role("link", name="Console fNIRS").click()
     expect(page.get_by_test_id("history-row").first).to_contain_text("What does fNIRS measure?")
@@ -175,11 +175,15 @@ def test_reload_mid_run_resumes_with_the_whole_log(signed_in: Any, console_api: 
 
 
 def export_ndjson(page: Any) -> list[dict[str, Any]]:
+    """The exported events; the export's first line, the execution's record, is checked here."""
     with page.expect_download() as info:
         page.get_by_role("button", name="Export NDJSON").click()
     path = info.value.path()
     with open(path, encoding="utf-8") as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+        record, *events = [json.loads(line) for line in lines if line.strip()]
+    assert record["execution_id"] == page.url.rsplit("/", 1)[-1]
+    assert {"input_data", "config", "status"} <= set(record)
+    return events
 
 
 def assert_exports(page: Any, stored: list[dict[str, Any]]) -> None:
@@ -216,16 +220,16 @@ def test_invalid_json_input_is_refused_before_anything_is_sent(
     page.goto(f"/console/agents/{agent['agent_id']}")
     sent: list[str] = []
     page.on("request", lambda request: sent.append(request.url) if request.method == "POST" else None)
-    page.get_by_label("Question").fill("What is fNIRS?")
-    page.get_by_label("Add JSON input").check()
+    page.get_by_label("Question", exact=True).fill("What is fNIRS?")
+    page.get_by_label("Add JSON input", exact=True).check()
     page.get_by_role("textbox", name="JSON input").fill('{"language": }')
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#run-json-error")).to_contain_text("not valid JSON")
     expect(page.get_by_role("textbox", name="JSON input")).to_have_attribute("aria-invalid", "true")
     assert sent == []
     assert console_api.get(f"/agents/{agent['agent_id']}/executions").json()["executions"] == []
     page.get_by_role("textbox", name="JSON input").fill('{"language": "en"}')
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_url(re.compile(r"/console/executions/"))
     started.append(page.url.rsplit("/", 1)[-1])
     execution = console_api.get(f"/executions/{page.url.rsplit('/', 1)[-1]}").json()
@@ -286,30 +290,36 @@ def test_edit_rerun_filter_history_and_delete_an_agent(signed_in: Any, console_a
     page = signed_in
     page.goto(f"/console/agents/{agent['agent_id']}")
     page.get_by_role("link", name="Edit").click()
-    page.get_by_label("Collection").fill("x")
-    page.get_by_role("button", name="Save changes").click()
-    expect(page.locator("#agent-collection-error")).to_contain_text("collection")
-    page.get_by_label("Collection").fill("fnirs")
-    page.get_by_label("Name").fill("Console edited")
+    page.get_by_label("Collection", exact=True).select_option("fnirs")
+    page.get_by_label("Name", exact=True).fill("Console edited")
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("heading", name="Console edited")).to_be_visible()
 
     first = run_from_agent_page(page, agent["agent_id"], "What is a hemodynamic response?", started)
     expect(page.get_by_test_id("status")).to_have_text("completed", timeout=120_000)
+    # Re-run opens the form filled with the run's question and settings, to change before running.
     page.get_by_role("button", name="Re-run").click()
+    expect(page.get_by_label("Question", exact=True)).to_have_value("What is a hemodynamic response?")
+    expect(page.get_by_label("max_tokens for this run", exact=True)).to_have_value("16")
+    page.get_by_label("max_tokens for this run", exact=True).fill("8")
+    page.get_by_role("button", name="Run", exact=True).click()
     page.wait_for_url(re.compile(r"/console/executions/(?!" + first + ")"))
     second = page.url.rsplit("/", 1)[-1]
     started.append(second)
     expect(page.get_by_test_id("status")).to_have_text("completed", timeout=120_000)
-    assert console_api.get(f"/executions/{second}").json()["input_data"] == {"query": "What is a hemodynamic response?"}
+    expect(page.get_by_test_id("run-config")).to_contain_text("8 tokens")
+    rerun = console_api.get(f"/executions/{second}").json()
+    assert rerun["input_data"] == {"query": "What is a hemodynamic response?"}
+    assert rerun["config"]["max_tokens"] == 8
+    assert console_api.get(f"/agents/{agent['agent_id']}").json()["config"]["max_tokens"] == 16
 
     page.get_by_role("navigation", name="Breadcrumb").get_by_role("link", name="Console edited").click()
     rows = page.get_by_test_id("history-row")
     expect(rows).to_have_count(2)
     expect(rows.first.get_by_role("link")).to_have_attribute("href", f"/console/executions/{second}")
-    page.get_by_label("Status").select_option("failed")
+    page.get_by_label("Status", exact=True).select_option("failed")
     expect(rows).to_have_count(0)
-    page.get_by_label("Status").select_option("completed")
+    page.get_by_label("Status", exact=True).select_option("completed")
     expect(rows).to_have_count(2)
 
     page.get_by_role("button", name="Delete", exact=True).click()
@@ -336,7 +346,7 @@ def test_keyboard_only_with_named_controls_and_a_polite_status(
     agent = make_agent(console_api, "Console keyboard", max_tokens=16)
     page = context.new_page()
     page.goto("/console/")
-    page.get_by_label("API key").focus()
+    page.get_by_label("API key", exact=True).focus()
     page.keyboard.type(console_key)
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Agents", exact=True)).to_be_visible()
@@ -345,7 +355,7 @@ def test_keyboard_only_with_named_controls_and_a_polite_status(
     page.goto(f"/console/agents/{agent['agent_id']}")
     expect(page.get_by_role("heading", name="Console keyboard")).to_be_visible()
     assert_every_control_named(page)
-    page.get_by_label("Question").focus()
+    page.get_by_label("Question", exact=True).focus()
     page.keyboard.type("What is fNIRS?")
     page.keyboard.press("Control+Enter")
     page.wait_for_url(re.compile(r"/console/executions/"))

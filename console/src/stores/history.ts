@@ -1,50 +1,29 @@
-// One agent's executions over REST, newest first, a page at a time, filtered by status.
+// One agent's executions, newest first, a page at a time, filtered by status on the server,
+// so a filter sees every run of the agent, not only those loaded.
 
 import { defineStore } from 'pinia'
-import { computed, ref } from 'vue'
+import { ref } from 'vue'
 
-import type { Execution, ExecutionStatus } from '@/api/types'
-import { useSessionStore } from './session'
+import type { ExecutionStatus } from '@/api/types'
+import { useExecutionPages } from './executionPages'
 
 export const HISTORY_PAGE = 20
 
 export const useHistoryStore = defineStore('history', () => {
-  const session = useSessionStore()
+  const pages = useExecutionPages(HISTORY_PAGE)
   const agentId = ref<string | null>(null)
-  const executions = ref<Execution[]>([])
-  const nextToken = ref<string | null>(null)
-  const loading = ref(false)
   const status = ref<ExecutionStatus | 'all'>('all')
-
-  const shown = computed(() =>
-    status.value === 'all' ? executions.value : executions.value.filter((e) => e.status === status.value),
-  )
-  const hasMore = computed(() => nextToken.value !== null)
-
-  async function loadPage(token: string | null): Promise<void> {
-    if (!agentId.value) return
-    loading.value = true
-    try {
-      const page = await session.api.listExecutions(agentId.value, HISTORY_PAGE, token)
-      const known = new Set(executions.value.map((e) => e.execution_id))
-      executions.value = [...executions.value, ...page.executions.filter((e) => !known.has(e.execution_id))]
-      nextToken.value = page.next_token
-    } finally {
-      loading.value = false
-    }
-  }
 
   /** The first page of an agent's history (again, when it is the same agent). */
   async function open(forAgent: string): Promise<void> {
     agentId.value = forAgent
-    executions.value = []
-    nextToken.value = null
-    await loadPage(null)
+    await pages.search({ agent_id: forAgent, ...(status.value === 'all' ? {} : { status: status.value }) })
   }
 
-  async function loadMore(): Promise<void> {
-    if (nextToken.value) await loadPage(nextToken.value)
+  async function filterBy(next: ExecutionStatus | 'all'): Promise<void> {
+    status.value = next
+    if (agentId.value) await open(agentId.value)
   }
 
-  return { agentId, executions, shown, hasMore, loading, status, open, loadMore }
+  return { ...pages, agentId, status, open, filterBy }
 })
