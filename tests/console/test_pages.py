@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import Api
-from tests.console.test_console import TERMINAL, make_agent, run_from_agent_page
+from tests.console.test_console import make_agent, run_from_agent_page
 
 expect.set_options(timeout=15_000)
 PHONE = {"width": 390, "height": 844}
