@@ -5,6 +5,7 @@ import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 
 import type { Agent, AgentDraft } from '@/api/types'
+import { everyPage } from '@/api/pages'
 import { useSessionStore } from './session'
 
 export const AGENTS_PER_PAGE = 10
@@ -28,14 +29,10 @@ export const useAgentsStore = defineStore('agents', () => {
   async function load(): Promise<void> {
     loading.value = true
     try {
-      const found: Agent[] = []
-      let token: string | null = null
-      do {
-        const result = await session.api.listAgents(100, token)
-        found.push(...result.agents)
-        token = result.next_token
-      } while (token)
-      all.value = found
+      all.value = await everyPage(async (token) => {
+        const page = await session.api.listAgents(100, token)
+        return { items: page.agents, next_token: page.next_token }
+      })
       loaded.value = true
       page.value = Math.min(page.value, pageCount.value - 1)
     } finally {

@@ -4,6 +4,7 @@
 import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 
+import { everyPage } from '@/api/pages'
 import { ApiError } from '@/api/rest'
 import type { Collection, CollectionDocument } from '@/api/types'
 import { isMoving, sha256Hex } from '@/lib/documents'
@@ -40,13 +41,10 @@ export const useCollectionsStore = defineStore('collections', () => {
   async function load(): Promise<void> {
     loading.value = true
     try {
-      const found: Collection[] = []
-      let token: string | null = null
-      do {
+      const found = await everyPage(async (token) => {
         const page = await session.api.listCollections(100, token)
-        found.push(...page.collections)
-        token = page.next_token
-      } while (token)
+        return { items: page.collections, next_token: page.next_token }
+      })
       all.value = found.sort((a, b) => a.name.localeCompare(b.name))
       loaded.value = true
     } finally {
@@ -99,13 +97,10 @@ export const useCollectionsStore = defineStore('collections', () => {
   }
 
   async function allDocuments(collectionId: string): Promise<CollectionDocument[]> {
-    const found: CollectionDocument[] = []
-    let token: string | null = null
-    do {
+    const found = await everyPage(async (token) => {
       const page = await session.api.listDocuments(collectionId, 100, token)
-      found.push(...page.documents)
-      token = page.next_token
-    } while (token)
+      return { items: page.documents, next_token: page.next_token }
+    })
     return found.sort((a, b) => b.created_at.localeCompare(a.created_at))
   }
 
