@@ -147,7 +147,13 @@ def test_a_vanished_agent_or_run_says_so_with_a_way_back(signed_in: Any, console
 def page_paths(api: Api, started: list[str]) -> list[str]:
     agent = make_agent(api, f"Phone agent with a rather long name {uuid.uuid4().hex[:6]}", max_tokens=8)
     execution_id = start(api, agent["agent_id"], "What is fNIRS, in a sentence that is long enough to wrap?", started)
+    collection = []
+    if "/collections" in api.get("/openapi.json").json()["paths"]:
+        made = api.post("/collections", json={"name": f"phone-{uuid.uuid4().hex[:6]}"})
+        assert made.status_code == 201, made.text
+        collection = [f"/console/collections/{made.json()['collection_id']}"]
     return [
+        *collection,
         "/console/agents",
         f"/console/agents/{agent['agent_id']}",
         f"/console/agents/{agent['agent_id']}/edit",
