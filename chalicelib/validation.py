@@ -70,10 +70,10 @@ def json_object(
     return value
 
 
-def _only(body: Mapping[str, Any], allowed: set[str], what: str) -> None:
+def _only(body: Mapping[str, Any], allowed: set[str], what: str, prefix: str = "") -> None:
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise Invalid(f"Unknown field(s) in {what}: {', '.join(unknown)}.", field=unknown[0])
+        raise Invalid(f"Unknown field(s) in {what}: {', '.join(unknown)}.", field=prefix + unknown[0])
 
 
 def _text(value: Any, field: str, max_chars: int, min_chars: int = 0) -> str:
@@ -131,7 +131,8 @@ def start_body(body: Mapping[str, Any], agents_config: Mapping[str, Any]) -> tup
     if "config" in body:
         overrides = body["config"]
         if isinstance(overrides, dict):
-            _only(overrides, set(RUN_OVERRIDES), "'config' (a run may override top_k, max_tokens, temperature)")
+            what = "'config' (a run may override top_k, max_tokens, temperature)"
+            _only(overrides, set(RUN_OVERRIDES), what, prefix="config.")
         config = agent_config(overrides, config)
     return data, config
 
@@ -141,7 +142,7 @@ def execution_filters(params: Mapping[str, str]) -> dict[str, str]:
     filters: dict[str, str] = {}
     if "status" in params:
         if params["status"] not in EXECUTION_STATUSES:
-            raise Invalid(f"'status' must be one of {', '.join(EXECUTION_STATUSES)}.")
+            raise Invalid(f"'status' must be one of {', '.join(EXECUTION_STATUSES)}.", field="status")
         filters["status"] = params["status"]
     if "agent_id" in params:
         filters["agent_id"] = uuid_param(params["agent_id"], "agent_id")

@@ -12,8 +12,9 @@ from tests.conftest import Api
 from tests.test_rest_api import assert_error, new_agent
 
 
-def start(api: Api, agent_id: str, query: str, **body: Any) -> dict[str, Any]:
-    response = api.post(f"/agents/{agent_id}/executions", json={"input_data": {"query": query}, **body})
+def start_with(api: Api, agent_id: str, query: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A run with its own settings; the execution as the API answered."""
+    response = api.post(f"/agents/{agent_id}/executions", json={"input_data": {"query": query}, "config": config})
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -36,18 +37,18 @@ def runs(alice: Api) -> dict[str, Any]:
     first, second = new_agent(alice), new_agent(alice)
     marker = uuid.uuid4().hex[:10]
     made = [
-        start(alice, first["agent_id"], f"What is fNIRS? {marker}"),
-        start(alice, second["agent_id"], f"How does HbO2 absorb light {marker.upper()}?"),
-        start(alice, first["agent_id"], "Something else entirely"),
+        alice.started(first["agent_id"], f"What is fNIRS? {marker}"),
+        alice.started(second["agent_id"], f"How does HbO2 absorb light {marker.upper()}?"),
+        alice.started(first["agent_id"], "Something else entirely"),
     ]
-    assert alice.post(f"/executions/{made[0]['execution_id']}/stop").status_code == 202
+    assert alice.post(f"/executions/{made[0]}/stop").status_code == 202
     return {"first": first, "second": second, "marker": marker, "made": made}
 
 
 def test_runs_across_agents_newest_first_and_paged(alice: Api, runs: dict[str, Any]) -> None:
-    mine = {e["execution_id"] for e in runs["made"]}
-    listed = [e for e in all_pages(alice, limit=1) if e["execution_id"] in mine]
-    assert [e["execution_id"] for e in listed] == [e["execution_id"] for e in reversed(runs["made"])]
+    mine = set(runs["made"])
+    listed = [e["execution_id"] for e in all_pages(alice, limit=1) if e["execution_id"] in mine]
+    assert listed == list(reversed(runs["made"]))
     stamps = [e["created_at"] for e in all_pages(alice)]
     assert stamps == sorted(stamps, reverse=True)
 
@@ -57,10 +58,10 @@ def test_filters_run_on_the_server(alice: Api, runs: dict[str, Any]) -> None:
     by_agent = all_pages(alice, agent_id=first)
     assert {e["agent_id"] for e in by_agent} == {first} and len(by_agent) == 2
     stopped = all_pages(alice, status="stopped", agent_id=first)
-    assert [e["execution_id"] for e in stopped] == [runs["made"][0]["execution_id"]]
+    assert [e["execution_id"] for e in stopped] == [runs["made"][0]]
     # q finds the text in the question whatever its case, across agents.
     found = all_pages(alice, q=runs["marker"].upper())
-    assert {e["execution_id"] for e in found} == {e["execution_id"] for e in runs["made"][:2]}
+    assert {e["execution_id"] for e in found} == set(runs["made"][:2])
     page = alice.get("/executions", params={"q": runs["marker"], "limit": 1}).json()
     assert len(page["executions"]) == 1 and page["next_token"] is not None
     assert all_pages(alice, q=f"absent-{uuid.uuid4().hex}") == []
@@ -68,9 +69,9 @@ def test_filters_run_on_the_server(alice: Api, runs: dict[str, Any]) -> None:
 
 def test_runs_of_a_deleted_agent_stay_listed(alice: Api) -> None:
     agent = new_agent(alice)
-    execution = start(alice, agent["agent_id"], "kept after the agent goes")
+    execution_id = alice.started(agent["agent_id"], "kept after the agent goes")
     assert alice.delete(f"/agents/{agent['agent_id']}").status_code == 204
-    assert [e["execution_id"] for e in all_pages(alice, agent_id=agent["agent_id"])] == [execution["execution_id"]]
+    assert [e["execution_id"] for e in all_pages(alice, agent_id=agent["agent_id"])] == [execution_id]
 
 
 def test_another_users_runs_are_never_listed(alice: Api, bob: Api, runs: dict[str, Any]) -> None:
@@ -94,14 +95,16 @@ def test_another_users_runs_are_never_listed(alice: Api, bob: Api, runs: dict[st
     ],
 )
 def test_bad_filters_are_refused(alice: Api, params: dict[str, str]) -> None:
-    assert_error(alice.get("/executions", params=params), 400, "validation_error")
+    response = alice.get("/executions", params=params)
+    assert_error(response, 400, "validation_error")
+    assert response.json()["error"]["field"] == next(iter(params))
 
 
 def test_a_run_keeps_the_config_it_ran_with(alice: Api) -> None:
     agent = new_agent(alice, config={"top_k": 3, "max_tokens": 100, "temperature": 0.5})
-    plain = start(alice, agent["agent_id"], "agent settings")
+    plain = alice.get(f"/executions/{alice.started(agent['agent_id'], 'agent settings')}").json()
     assert plain["config"] == agent["config"]
-    tuned = start(alice, agent["agent_id"], "own settings", config={"top_k": 7, "temperature": 0})
+    tuned = start_with(alice, agent["agent_id"], "own settings", {"top_k": 7, "temperature": 0})
     assert tuned["config"] == {**agent["config"], "top_k": 7, "temperature": 0}
     # A later change to the agent leaves the runs' records as they ran.
     alice.patch(f"/agents/{agent['agent_id']}", json={"config": {"max_tokens": 512}})
@@ -114,22 +117,23 @@ def test_a_run_keeps_the_config_it_ran_with(alice: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "field"),
     [
-        {"config": {"top_k": 0}},
-        {"config": {"top_k": 21}},
-        {"config": {"max_tokens": 2.5}},
-        {"config": {"temperature": "hot"}},
-        {"config": {"temperature": True}},
-        {"config": {"collection": "other"}},
-        {"config": {"system_prompt": "be rude"}},
-        {"config": []},
-        {"config": None},
-        {"extra": 1},
+        ({"config": {"top_k": 0}}, "config.top_k"),
+        ({"config": {"top_k": 21}}, "config.top_k"),
+        ({"config": {"max_tokens": 2.5}}, "config.max_tokens"),
+        ({"config": {"temperature": "hot"}}, "config.temperature"),
+        ({"config": {"temperature": True}}, "config.temperature"),
+        ({"config": {"collection": "other"}}, "config.collection"),
+        ({"config": {"system_prompt": "be rude"}}, "config.system_prompt"),
+        ({"config": []}, "config"),
+        ({"config": None}, "config"),
+        ({"extra": 1}, "extra"),
     ],
 )
-def test_bad_run_overrides_are_refused_and_nothing_runs(alice: Api, body: dict[str, Any]) -> None:
+def test_bad_run_overrides_are_refused_and_nothing_runs(alice: Api, body: dict[str, Any], field: str) -> None:
     agent = new_agent(alice)
     response = alice.post(f"/agents/{agent['agent_id']}/executions", json={"input_data": {"query": "q"}, **body})
     assert_error(response, 400, "validation_error")
+    assert response.json()["error"]["field"] == field
     assert alice.get(f"/agents/{agent['agent_id']}/executions").json()["executions"] == []

@@ -779,7 +779,8 @@ export interface components {
     schemas: {
         Error: {
             error: {
-                code: string;
+                /** @enum {unknown} */
+                code: "bad_request" | "busy" | "conflict" | "forbidden_origin" | "internal_error" | "invalid_json" | "method_not_allowed" | "not_found" | "not_ready" | "too_large" | "unauthorized" | "unavailable" | "unknown_action" | "unsupported_media_type" | "validation_error";
                 message: string;
                 /** @description The input a validation error is about. */
                 field?: string;
