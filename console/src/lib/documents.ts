@@ -1,18 +1,7 @@
-// How a document's state reads: its failure code in words, its indexing progress, and whether
-// it is still moving (so its collection page keeps polling).
+// How a document's state reads: its status and failure in words, its indexing progress, and
+// whether it is still moving (so its collection page keeps polling).
 
 import type { CollectionDocument, DocumentStatus } from '@/api/types'
-
-const FAILURES: Record<string, string> = {
-  too_large: 'The file is larger than the upload limit.',
-  unsupported_type: 'This kind of file is not read: upload .md, .txt or .pdf.',
-  encrypted_pdf: 'This PDF is encrypted; save an unencrypted copy and upload that.',
-  not_text: 'This file is not UTF-8 text (it looks binary).',
-  no_text: 'No text could be extracted (a scanned PDF has only images of text).',
-  too_many_chunks: 'This document is too long to index as one file; split it.',
-  extract_timeout: 'Reading the text took too long; try a smaller or simpler file.',
-  upload_expired: 'The file never arrived: the upload was not finished within an hour.',
-}
 
 const STATUS_WORDS: Record<DocumentStatus, string> = {
   awaiting_upload: 'uploading',
@@ -26,9 +15,10 @@ const STATUS_WORDS: Record<DocumentStatus, string> = {
 
 const SETTLED: ReadonlySet<DocumentStatus> = new Set(['indexed', 'failed'])
 
+/** The failure in words: the contract's own sentence for its code, as the API sends it. */
 export function failureInWords(error: CollectionDocument['error']): string {
   if (!error) return ''
-  return FAILURES[error.code] ?? error.message
+  return error.message || `Indexing failed (${error.code}).`
 }
 
 export function statusInWords(status: DocumentStatus): string {
