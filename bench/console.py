@@ -78,8 +78,15 @@ def create_key(stack: Stack, user: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def new_context(browser: Any, stack: Stack, key: str, scheme: str = "light") -> Any:
-    context = browser.new_context(base_url=stack.api_url, viewport={"width": 1360, "height": 860}, color_scheme=scheme)
+PHONE = {"width": 390, "height": 844}
+
+
+def new_context(
+    browser: Any, stack: Stack, key: str, scheme: str = "light", viewport: dict[str, int] | None = None
+) -> Any:
+    context = browser.new_context(
+        base_url=stack.api_url, viewport=viewport or {"width": 1360, "height": 860}, color_scheme=scheme
+    )
     context.add_init_script(f"localStorage.setItem('dynavera.apiKey', {json.dumps(key)})")
     return context
 
@@ -166,8 +173,8 @@ def screenshots(browser: Any, stack: Stack, key: str, agent_id: str, folder: Pat
         page.get_by_test_id("agent-row").first.wait_for()
         page.screenshot(path=folder / f"console-agents-{scheme}.png")
         page.goto(f"/console/agents/{agent_id}")
-        page.get_by_label("Question").fill(SLOW_QUESTION)
-        page.get_by_role("button", name="Run").click()
+        page.get_by_label("Question", exact=True).fill(SLOW_QUESTION)
+        page.get_by_role("button", name="Run", exact=True).click()
         page.wait_for_url(re.compile(r"/executions/"))
         page.wait_for_function(
             "document.querySelector('[data-testid=answer]')?.textContent.length > 200", timeout=180_000
@@ -177,8 +184,18 @@ def screenshots(browser: Any, stack: Stack, key: str, agent_id: str, folder: Pat
         page.get_by_test_id("status").filter(has_text="completed").wait_for(timeout=180_000)
         page.wait_for_timeout(400)
         page.screenshot(path=folder / f"console-finished-{scheme}.png", full_page=True)
-        taken += [f"console-{what}-{scheme}.png" for what in ("agents", "running", "finished")]
+        finished = page.url
+        page.goto("/console/runs")
+        page.get_by_test_id("run-row").first.wait_for()
+        page.screenshot(path=folder / f"console-runs-{scheme}.png")
         context.close()
+        phone = new_context(browser, stack, key, scheme, PHONE)
+        page = phone.new_page()
+        page.goto(finished)
+        page.get_by_test_id("status").filter(has_text="completed").wait_for()
+        page.screenshot(path=folder / f"console-phone-{scheme}.png", full_page=True)
+        phone.close()
+        taken += [f"console-{what}-{scheme}.png" for what in ("agents", "running", "finished", "runs", "phone")]
     return taken
 
 

@@ -80,7 +80,7 @@ def signed_in(context: Any, console_key: str) -> Any:
     """A page signed in through the sign-in form."""
     page = context.new_page()
     page.goto("/console/")
-    page.get_by_label("API key").fill(console_key)
+    page.get_by_label("API key", exact=True).fill(console_key)
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Agents", exact=True).wait_for()
     return page
