@@ -28,6 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from local import endpoint
 from local.stack import Stack, free_port
 from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
 
@@ -202,12 +203,14 @@ def screenshots(browser: Any, stack: Stack, key: str, agent_id: str, folder: Pat
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screenshots", type=Path, help="also take the README's screenshots into this folder")
+    parser.add_argument("--aws-url", default=endpoint.DEFAULT_URL, help="the AWS endpoint (another port than a shared one)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     report: dict[str, Any] = {"bundle": bundle_sizes()}
     stack = Stack(
         stage=f"console{uuid.uuid4().hex[:6]}",
+        aws_url=args.aws_url,
         gateway_port=free_port(),
         runtime_url=f"http://127.0.0.1:{free_port()}",
         log_dir=ROOT / "build" / "logs" / "console-bench",
