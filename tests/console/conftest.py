@@ -64,7 +64,12 @@ def console_key(live_stack: Stack, console_dist: Path) -> str:
 
 @pytest.fixture(scope="session")
 def console_api(live_stack: Stack, console_key: str) -> Api:
-    return Api(live_stack, console_key)
+    """The console user's client; the user owns a collection `fnirs`, the name the runtime
+    fixture's corpus is indexed under, so their agents may name it."""
+    api = Api(live_stack, console_key)
+    made = api.post("/collections", json={"name": "fnirs"})
+    assert made.status_code in (201, 409), made.text
+    return api
 
 
 @pytest.fixture

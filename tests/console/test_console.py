@@ -90,6 +90,7 @@ def test_create_an_agent_with_field_errors_then_run_a_question(
     page = signed_in
     page.get_by_role("link", name="New agent").click()
     page.get_by_label("Name", exact=True).fill("Console fNIRS")
+    page.get_by_label("Collection", exact=True).select_option("fnirs")
     page.get_by_label("top_k", exact=True).fill("99")
     page.get_by_role("button", name="Create agent").click()
     expect(page.locator("#agent-top-k-error")).to_contain_text("top_k")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from local.stack import Stack
 from tests.conftest import Api
 from tests.console.test_console import make_agent, run_from_agent_page
 
@@ -211,6 +212,8 @@ def test_every_page_is_usable_at_phone_width(
 def collections_served(console_api: Api) -> None:
     if "/collections" not in console_api.get("/openapi.json").json()["paths"]:
         pytest.skip("this API serves no collections yet (the collections-and-documents issue adds them)")
+    if not hasattr(Stack, "start_indexer"):
+        pytest.skip("the local stack runs no indexer yet, so no upload can reach indexed")
 
 
 def drop_files(page: Any, files: dict[str, str]) -> None:

@@ -36,67 +36,16 @@ export type EventPage = PageOf<'/executions/{execution_id}/events'>
 /** The filters `GET /executions` takes, checked on the server. */
 export type ExecutionFilters = Omit<NonNullable<paths['/executions']['get']['parameters']['query']>, 'limit' | 'next_token'>
 
-// Collections and documents, written to DESIGN §3 until their routes are in the OpenAPI document.
-export type CollectionStatus = 'active' | 'deleting'
-
-export interface Collection {
-  collection_id: string
-  name: string
-  description: string
-  status: CollectionStatus
-  document_count: number
-  chunk_count: number
-  created_at: string
-  updated_at: string
-}
-
-export type DocumentStatus = 'awaiting_upload' | 'queued' | 'extracting' | 'embedding' | 'indexed' | 'failed' | 'deleting'
-
-export type DocumentFailure =
-  | 'too_large'
-  | 'unsupported_type'
-  | 'encrypted_pdf'
-  | 'not_text'
-  | 'no_text'
-  | 'too_many_chunks'
-  | 'extract_timeout'
-  | 'upload_expired'
-
-export interface CollectionDocument {
-  document_id: string
-  collection_id: string
-  filename: string
-  size: number
-  sha256: string | null
-  status: DocumentStatus
-  chunks_total: number | null
-  chunks_done: number | null
-  error: { code: DocumentFailure | string; message: string } | null
-  created_at: string
-  indexed_at: string | null
-}
-
-export interface CollectionPage {
-  collections: Collection[]
-  next_token: string | null
-}
-
-export interface DocumentPage {
-  documents: CollectionDocument[]
-  next_token: string | null
-}
-
+// Collections and documents.
+export type Collection = Schemas['Collection']
+export type CollectionStatus = Collection['status']
+export type CollectionDocument = Schemas['Document']
+export type DocumentStatus = CollectionDocument['status']
+export type NewDocument = Schemas['DocumentUpload']
 /** An S3 presigned POST: the file goes to `url` as multipart form data, after `fields`. */
-export interface PresignedPost {
-  url: string
-  fields: Record<string, string>
-}
-
-export interface NewDocument {
-  document: CollectionDocument
-  /** null when the same bytes are already in the collection. */
-  upload: PresignedPost | null
-}
+export type PresignedPost = NonNullable<NewDocument['upload']>
+export type CollectionPage = PageOf<'/collections'>
+export type DocumentPage = PageOf<'/collections/{collection_id}/documents'>
 
 // WebSocket, client → server.
 export type ClientFrame =

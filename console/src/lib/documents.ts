@@ -33,9 +33,8 @@ export function isMoving(document: CollectionDocument): boolean {
 /** Indexing progress from 0 to 1, or null before the number of chunks is known. */
 export function progressOf(document: CollectionDocument): number | null {
   if (document.status === 'indexed') return 1
-  const total = document.chunks_total ?? 0
-  if (total <= 0) return null
-  return Math.min(1, (document.chunks_done ?? 0) / total)
+  if (document.chunks_total <= 0) return null
+  return Math.min(1, document.chunks_done / document.chunks_total)
 }
 
 /** The file's sha256 as hex, so the API can skip bytes it already holds. */

@@ -5,10 +5,8 @@ import { defineStore } from 'pinia'
 import { computed, ref } from 'vue'
 
 import { everyPage } from '@/api/pages'
-import { ApiError } from '@/api/rest'
 import type { Collection, CollectionDocument } from '@/api/types'
 import { isMoving, sha256Hex } from '@/lib/documents'
-import { useAgentsStore } from './agents'
 import { useSessionStore } from './session'
 
 export const POLL_MS = 1000
@@ -24,7 +22,6 @@ export interface Upload {
 
 export const useCollectionsStore = defineStore('collections', () => {
   const session = useSessionStore()
-  const agents = useAgentsStore()
   const all = ref<Collection[]>([])
   const loaded = ref(false)
   const loading = ref(false)
@@ -60,24 +57,11 @@ export const useCollectionsStore = defineStore('collections', () => {
     return made
   }
 
-  /** Deletes a collection; one an agent still names is refused by the API, and we say which. */
+  /** Deletes a collection; one an agent still names is refused by the API (409 `in_use`),
+   * whose message names those agents. */
   async function remove(collection: Collection): Promise<void> {
-    try {
-      const gone = await session.api.deleteCollection(collection.collection_id)
-      all.value = all.value.map((c) => (c.collection_id === gone.collection_id ? gone : c))
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 409 && err.code === 'in_use') {
-        throw new Error(await inUseMessage(collection.name, err.message))
-      }
-      throw err
-    }
-  }
-
-  async function inUseMessage(name: string, fallback: string): Promise<string> {
-    if (!agents.loaded) await agents.load().catch(() => undefined)
-    const users = agents.matching.filter((agent) => agent.config.collection === name).map((agent) => agent.name)
-    if (!users.length) return fallback
-    return `“${name}” is still the collection of ${users.join(', ')}. Give ${users.length === 1 ? 'that agent' : 'those agents'} another collection (or none) first, then delete it.`
+    const gone = await session.api.deleteCollection(collection.collection_id)
+    all.value = all.value.map((c) => (c.collection_id === gone.collection_id ? gone : c))
   }
 
   /** Opens one collection's page: its record and every document, then polls while any moves. */

@@ -73,8 +73,8 @@ function document(status: CollectionDocument['status'], extra: Partial<Collectio
     size: 12,
     sha256: null,
     status,
-    chunks_total: null,
-    chunks_done: null,
+    chunks_total: 0,
+    chunks_done: 0,
     error: null,
     created_at: '2026-11-30T06:00:00Z',
     indexed_at: null,
@@ -164,21 +164,13 @@ describe('the runs store', () => {
 })
 
 describe('the collections store', () => {
-  it('explains an in_use refusal with the agents that name the collection', async () => {
+  it('says why a collection an agent names cannot be deleted, and keeps it', async () => {
     routes['GET /collections'] = () => json({ collections: [collection('papers')], next_token: null })
     routes['DELETE /collections/c-papers'] = () =>
-      json({ error: { code: 'in_use', message: 'Collection papers is used by an agent.' } }, 409)
-    routes['GET /agents'] = () =>
-      json({
-        agents: [
-          { agent_id: 'a1', name: 'Reader', description: '', status: 'active', config: { collection: 'papers' }, created_at: '', updated_at: '' },
-          { agent_id: 'a2', name: 'Other', description: '', status: 'active', config: { collection: 'x' }, created_at: '', updated_at: '' },
-        ],
-        next_token: null,
-      })
+      json({ error: { code: 'in_use', message: "Collection 'papers' is used by 1 agent(s) (Reader)." } }, 409)
     const collections = useCollectionsStore()
     await collections.load()
-    await expect(collections.remove(collections.all[0]!)).rejects.toThrow('“papers” is still the collection of Reader.')
+    await expect(collections.remove(collections.all[0]!)).rejects.toMatchObject({ code: 'in_use', message: expect.stringContaining('Reader') })
     expect(collections.all[0]!.status).toBe('active')
   })
 
