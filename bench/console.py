@@ -203,7 +203,7 @@ def screenshots(browser: Any, stack: Stack, key: str, agent_id: str, folder: Pat
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--screenshots", type=Path, help="also take the README's screenshots into this folder")
-    parser.add_argument("--aws-url", default=endpoint.DEFAULT_URL, help="the AWS endpoint (another port than a shared one)")
+    parser.add_argument("--aws-url", default=endpoint.DEFAULT_URL, help="the AWS endpoint (not a shared one)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
