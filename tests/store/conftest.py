@@ -15,12 +15,12 @@ import boto3
 import pytest
 
 from local import endpoint
+from local.chroma import ChromaServer
 from mcp_container import contract
 from mcp_container.config import Settings
 from mcp_container.embedder import MiniLMEmbedder
 from mcp_container.indexer import Aws, Indexer, now_iso
 from mcp_container.store import Store
-from tests.fixtures.chroma import ChromaServer
 from tests.fixtures.runtime import ROOT
 
 EMBEDDER = ROOT / "build" / "models" / "all-MiniLM-L6-v2.onnx"

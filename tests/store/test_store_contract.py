@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from local.chroma import ChromaServer
 from local.stack import free_port
 from mcp_container.config import Settings
 from mcp_container.store import Store, StoreUnreachable
-from tests.fixtures.chroma import ChromaServer
 
 DIMENSIONS = 384
 
@@ -104,7 +104,7 @@ def test_a_server_that_does_not_answer_is_unreachable_not_an_error() -> None:
 
 
 def test_a_server_that_stops_and_comes_back_is_reached_again(tmp_path: Path, collection_id: str) -> None:
-    from tests.fixtures.chroma import start_chroma
+    from local.chroma import start_chroma
 
     server = start_chroma(tmp_path / "data")
     port = int(server.url.rsplit(":", 1)[1])
