@@ -23,8 +23,11 @@ from mcp_container.config import Settings, go_offline
 log = logging.getLogger(__name__)
 
 # Seconds a Chroma server call may take: the client's own default is no limit at all, and a
-# server that stopped answering must turn into a 503, not a run that hangs.
+# server that stopped answering must turn into a 503, not a run that hangs. Connecting gets
+# less, so /health answers within a load balancer's health-check timeout (5 s by default)
+# even when the server's address drops packets.
 SERVER_TIMEOUT_SECONDS = 10.0
+CONNECT_TIMEOUT_SECONDS = 2.0
 # Ids per `get` or `delete`: Chroma's request size stays bounded for a 20,000-chunk document.
 ID_PAGE = 1000
 
@@ -218,7 +221,7 @@ class Store:
 
         try:
             yield
-        except httpx.TransportError as error:
+        except (httpx.TransportError, httpx.HTTPStatusError) as error:
             with self._lock:
                 self._client = None  # reconnect on the next call, once the server is back
                 self._handles.clear()
@@ -234,6 +237,8 @@ def _http_client(url: str) -> Any:
     import chromadb
     import httpx
 
+    # chromadb.HttpClient talks to the server while it is built, with no timeout: ask first.
+    httpx.get(f"{url.rstrip('/')}/api/v2/heartbeat", timeout=CONNECT_TIMEOUT_SECONDS).raise_for_status()
     parts = urlsplit(url)
     client = chromadb.HttpClient(
         host=parts.hostname or "127.0.0.1",
@@ -242,7 +247,7 @@ def _http_client(url: str) -> Any:
         settings=chromadb.Settings(anonymized_telemetry=False),
     )
     # chromadb's HTTP session waits forever by default (chromadb/api/fastapi.py, timeout=None).
-    client._server._session.timeout = httpx.Timeout(SERVER_TIMEOUT_SECONDS)
+    client._server._session.timeout = httpx.Timeout(SERVER_TIMEOUT_SECONDS, connect=CONNECT_TIMEOUT_SECONDS)
     return client
 
 
