@@ -332,7 +332,8 @@ class Indexer:
         self._update(claim, {"chunks_total": total}, status="embedding")
 
     def _finish(self, claim: Claim, total: int) -> None:
-        """`indexed`, and the collection's counts, in one transaction: counted exactly once."""
+        """`indexed`, and the collection's chunk count, in one transaction: counted exactly once
+        (the API counted the document itself when it made the row)."""
         from botocore.exceptions import ClientError
 
         now = now_iso()
@@ -357,7 +358,7 @@ class Indexer:
                             },
                         }
                     },
-                    self._count_update(claim.row["user_id"], claim.row["collection_id"], 1, total, now),
+                    self._count_update(claim.row["user_id"], claim.row["collection_id"], 0, total, now),
                 ]
             )
         except ClientError as error:
@@ -471,33 +472,31 @@ class Indexer:
         self._delete_row(row)
 
     def _delete_row(self, row: dict[str, Any]) -> None:
+        """The row and its share of the collection's counts go together, so a redelivered delete
+        cannot subtract twice. The API counted the document in when it made the row; its chunks
+        were counted in when it was indexed."""
         from botocore.exceptions import ClientError
 
         key = {"collection_id": row["collection_id"], "document_id": row["document_id"]}
-        if "indexed_at" in row:
-            # The row and its share of the collection's counts go together, so a redelivered
-            # delete cannot subtract twice.
-            try:
-                self.aws.dynamodb.meta.client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Delete": {
-                                "TableName": self.aws.settings.documents_table,
-                                "Key": key,
-                                "ConditionExpression": "indexed_at = :at",
-                                "ExpressionAttributeValues": {":at": row["indexed_at"]},
-                            }
-                        },
-                        self._count_update(
-                            row["user_id"], row["collection_id"], -1, -int(row.get("chunks_total", 0)), now_iso()
-                        ),
-                    ]
-                )
-                return
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-        self.aws.documents.delete_item(Key=key)
+        chunks = int(row.get("chunks_total", 0)) if "indexed_at" in row else 0
+        try:
+            self.aws.dynamodb.meta.client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Delete": {
+                            "TableName": self.aws.settings.documents_table,
+                            "Key": key,
+                            "ConditionExpression": "attribute_exists(document_id)",
+                        }
+                    },
+                    self._count_update(row["user_id"], row["collection_id"], -1, -chunks, now_iso()),
+                ]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            # Deleted already (a redelivery), or its collection's row is gone: nothing to count.
+            self.aws.documents.delete_item(Key=key)
 
     def _remove_index(self, collection_id: str, document_id: str) -> None:
         self.store.delete_document(collection_id, document_id)

@@ -127,6 +127,7 @@ class Library:
         )["Item"]
 
     def add(self, filename: str, data: bytes, declared: int | None = None, upload: bool = True) -> str:
+        """A document as the API makes it: its row, counted in the collection, then the bytes."""
         document_id = str(uuid.uuid4())
         now = now_iso()
         self.aws.documents.put_item(
@@ -142,6 +143,11 @@ class Library:
                 "created_at": now,
                 "updated_at": now,
             }
+        )
+        self.aws.collections.update_item(
+            Key={"user_id": self.user_id, "collection_id": self.collection_id},
+            UpdateExpression="ADD document_count :one",
+            ExpressionAttributeValues={":one": 1},
         )
         if upload:
             self.aws.s3.put_object(Bucket=self.aws.bucket, Key=self.key(document_id), Body=data)
