@@ -195,6 +195,10 @@ class Indexer:
     def index(self, upload: Upload, heartbeat: Callable[[], None] = lambda: None) -> None:
         claim = self._claim(upload)
         if claim is None:
+            current = self._row(upload.collection_id, upload.document_id)
+            if current is not None and current.get("status") == "indexed":
+                # A redelivery after `indexed`: finish what that delivery may not have.
+                self._retire_older_versions(current)
             return
         try:
             self._index_claimed(upload, claim, heartbeat)
@@ -245,7 +249,7 @@ class Indexer:
             chunks = self._embed(upload, claim, texts, heartbeat)
         self._write_chunks(upload, chunks, sha256)
         self._finish(claim, len(chunks))
-        self._retire_older_versions(claim)
+        self._retire_older_versions(claim.row)
 
     def _embed(
         self, upload: Upload, claim: Claim, texts: Sequence[str], heartbeat: Callable[[], None]
@@ -448,16 +452,16 @@ class Indexer:
 
     # --- deleting -------------------------------------------------------------------------
 
-    def _retire_older_versions(self, claim: Claim) -> None:
+    def _retire_older_versions(self, newer: dict[str, Any]) -> None:
         """A new version of a file is searchable now: the older ones' chunks may go."""
-        filename = claim.row["filename"]
-        for row in self._rows(claim.row["collection_id"]):
+        for row in self._rows(newer["collection_id"]):
             if (
-                row["document_id"] != claim.row["document_id"]
-                and row.get("filename") == filename
-                and (row.get("status") == "indexed" and row.get("created_at", "") <= claim.row.get("created_at", ""))
+                row["document_id"] != newer["document_id"]
+                and row.get("filename") == newer["filename"]
+                and row.get("status") == "indexed"
+                and row.get("created_at", "") <= newer.get("created_at", "")
             ):
-                log.info("document %s replaces %s (%s)", claim.row["document_id"], row["document_id"], filename)
+                log.info("document %s replaces %s (%s)", newer["document_id"], row["document_id"], newer["filename"])
                 self.delete_document(row["collection_id"], row["document_id"])
 
     def delete_document(self, collection_id: str, document_id: str) -> None:
