@@ -169,6 +169,27 @@ def test_a_new_version_is_searchable_before_the_old_one_goes(
     assert (collection["document_count"], collection["chunk_count"]) == (1, 3)
 
 
+def test_a_redelivery_after_indexed_finishes_retiring_the_older_version(
+    indexer: Indexer, library: Library, store: Store, embedder: CountingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = library.add("notes.md", paragraphs(2, "version one"))
+    indexer.handle(library.notification(old))
+    new = library.add("notes.md", paragraphs(2, "version two"))
+
+    def crash(_: object) -> None:
+        raise ConnectionError("the indexer lost DynamoDB right after `indexed`")
+
+    monkeypatch.setattr(indexer, "_retire_older_versions", crash)
+    with pytest.raises(ConnectionError):
+        indexer.handle(library.notification(new))
+    monkeypatch.undo()
+    embedded = len(embedder.embedded)
+    indexer.handle(library.notification(new))  # the message comes back
+    assert len(embedder.embedded) == embedded
+    assert library.row(old) is None and store.count(library.collection_id, old) == 0
+    assert library.row(new)["status"] == "indexed"
+
+
 def test_a_deleted_document_leaves_no_chunks_file_upload_or_count_and_a_second_delete_changes_nothing(
     indexer: Indexer, library: Library, store: Store
 ) -> None:
