@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from local.stack import free_port
+from local.stack import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTED_WITHIN_SECONDS = 60.0
@@ -23,12 +23,7 @@ class ChromaServer:
     process: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def start_chroma(path: Path, port: int | None = None) -> ChromaServer:

@@ -65,6 +65,12 @@ def _runtime_config(config: Any) -> tuple[str, Any]:
     return "ok", parsed.config
 
 
+def _as_run(stored: dict[str, Any]) -> AskConfig:
+    """What the runtime runs a stored config with: the agent's collection is a name the executor
+    resolves to `collection_id` (none here); the runtime searches by id only."""
+    return AskConfig(**{k: v for k, v in stored.items() if k != "collection"})
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=repr)
 def test_api_and_runtime_agree_on_every_config(config: Any) -> None:
     api_code, stored = _api_config(config)
@@ -73,9 +79,7 @@ def test_api_and_runtime_agree_on_every_config(config: Any) -> None:
     if stored is not None:
         # What the API stores is what the runtime then runs with.
         assert _runtime_config(stored) == ("ok", asked)
-        # The agent's collection is a name the executor resolves to `collection_id`; the
-        # runtime searches by id only.
-        assert AskConfig(**{k: v for k, v in stored.items() if k != "collection"}) == asked
+        assert _as_run(stored) == asked
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: repr(q)[:20])
@@ -96,6 +100,6 @@ def test_api_and_runtime_agree_on_every_query(query: Any) -> None:
 def test_an_agent_without_config_runs_with_the_runtimes_defaults_and_prompt() -> None:
     _, stored = _api_config({})
     _, asked = _runtime_config(None)
-    assert AskConfig(**stored) == asked
+    assert _as_run(stored) == asked
     system = build_messages("q", [], asked.system_prompt)[0]
     assert system.content == build_messages("q", [], None)[0].content == runtime_contract.DEFAULT_SYSTEM_PROMPT

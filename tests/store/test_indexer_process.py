@@ -17,6 +17,7 @@ import pytest
 
 from local import endpoint
 from local.chroma import ChromaServer
+from local.stack import stop_process
 from mcp_container import contract
 from mcp_container.config import Settings
 from mcp_container.indexer import Aws
@@ -88,12 +89,7 @@ def indexer_process(
             [sys.executable, "-m", "mcp_container.indexer"], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
         )
     yield process, log
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process, timeout=30)
 
 
 def test_an_upload_is_indexed_and_a_delete_message_removes_it(
