@@ -599,11 +599,16 @@ def _renewer(sqs: Any, queue_url: str, receipt: str) -> Callable[[], None]:
 
 
 def create_indexer(settings: Settings) -> Indexer:
+    """The indexer with its embedder loaded and its store reached once (importing chromadb takes
+    seconds), so the first document pays neither."""
     from mcp_container.embedder import MiniLMEmbedder
 
     embedder = MiniLMEmbedder(settings.embedder_path)
     embedder.load()
-    return Indexer(Aws.create(settings), Store.open(settings), embedder)
+    store = Store.open(settings)
+    if not store.health():
+        log.warning("the store at %s does not answer yet; documents wait on the queue meanwhile", store.where)
+    return Indexer(Aws.create(settings), store, embedder)
 
 
 def main(argv: list[str] | None = None) -> int:
