@@ -51,8 +51,9 @@ QUERIES = [
 def start_runtime(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
     url = f"http://127.0.0.1:{env['DYNAVERA_RUNTIME_PORT']}"
     started = time.monotonic()
-    process = subprocess.Popen([sys.executable, "-m", "mcp_container"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mcp_container"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = started + 60
     while time.monotonic() < deadline:
         try:
@@ -89,11 +90,30 @@ def execute_in_process(engine: Engine, query: str, config: AskConfig) -> tuple[f
 
 def bench_execute(workdir: Path, settings: Settings, runs: int) -> dict[str, float]:
     chroma = start_chroma(workdir / "chroma")
-    env = {**os.environ, "DYNAVERA_CHROMA_URL": chroma.url, "DYNAVERA_RUNTIME_HOST": "127.0.0.1",
-           "DYNAVERA_RUNTIME_PORT": str(free_port()), "DYNAVERA_RUNTIME_SECRET": RUNTIME_SECRET,
-           "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
-    subprocess.run([sys.executable, "-m", "mcp_container.indexer", "index-folder", str(CORPUS),
-                    "--collection-id", DEMO_COLLECTION_ID], cwd=ROOT, env=env, check=True, capture_output=True)
+    env = {
+        **os.environ,
+        "DYNAVERA_CHROMA_URL": chroma.url,
+        "DYNAVERA_RUNTIME_HOST": "127.0.0.1",
+        "DYNAVERA_RUNTIME_PORT": str(free_port()),
+        "DYNAVERA_RUNTIME_SECRET": RUNTIME_SECRET,
+        "HF_HUB_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+    }
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mcp_container.indexer",
+            "index-folder",
+            str(CORPUS),
+            "--collection-id",
+            DEMO_COLLECTION_ID,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     process, url, start_s = start_runtime(env)
     try:
         engine = Engine(Settings(**{**settings.__dict__, "chroma_url": chroma.url}))
@@ -112,7 +132,11 @@ def bench_execute(workdir: Path, settings: Settings, runs: int) -> dict[str, flo
         process.terminate()
         process.wait()
         chroma.stop()
-    return {"start_to_healthy_s": start_s, "execute_s": statistics.median(http_s), "in_process_s": statistics.median(local_s)}
+    return {
+        "start_to_healthy_s": start_s,
+        "execute_s": statistics.median(http_s),
+        "in_process_s": statistics.median(local_s),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         execute = bench_execute(workdir, settings, args.runs)
     execute_ratio = execute["execute_s"] / execute["in_process_s"]
     lines = [
-        (f"/execute {execute['execute_s']:.2f} s vs in-process {execute['in_process_s']:.2f} s, same tokens "
-        f"= {execute_ratio:.3f} (goal <= 1.05)"),
+        (
+            f"/execute {execute['execute_s']:.2f} s vs in-process {execute['in_process_s']:.2f} s, same tokens "
+            f"= {execute_ratio:.3f} (goal <= 1.05)"
+        ),
         f"start to healthy: {execute['start_to_healthy_s']:.2f} s (goal < 10 s)",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -54,7 +54,9 @@ QUERIES = [
 
 def synthetic_document(chunks: int) -> str:
     """Paragraphs recombined from the demo corpus's sentences, about `chunks` chunks."""
-    sentences = [s for p in sorted(CORPUS.glob("*.md")) for s in p.read_text().replace("\n", " ").split(". ") if len(s) > 40]
+    sentences = [
+        s for p in sorted(CORPUS.glob("*.md")) for s in p.read_text().replace("\n", " ").split(". ") if len(s) > 40
+    ]
     rng = random.Random(7)
     # ~500-character paragraphs; the overlap makes ~1.4 chunks of each.
     return "\n\n".join(". ".join(rng.sample(sentences, 5)) + "." for _ in range(round(chunks / 1.4)))
@@ -64,8 +66,13 @@ def aws_for(url: str, settings: Settings) -> Aws:
     import boto3
 
     env = endpoint.aws_environment(url, "")
-    dynamodb = boto3.resource("dynamodb", endpoint_url=url, region_name=env["AWS_REGION"],
-                              aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    dynamodb = boto3.resource(
+        "dynamodb",
+        endpoint_url=url,
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
     create_tables(endpoint.client("dynamodb", url), settings)
     endpoint.client("s3", url).create_bucket(Bucket=settings.documents_bucket)
     return Aws(endpoint.client("s3", url), endpoint.client("sqs", url), dynamodb, settings)
@@ -73,8 +80,16 @@ def aws_for(url: str, settings: Settings) -> Aws:
 
 def new_library(aws: Aws) -> Library:
     library = Library(aws, "bench-user", str(uuid.uuid4()))
-    aws.collections.put_item(Item={"user_id": library.user_id, "collection_id": library.collection_id, "name": "bench",
-                                   "status": "active", "document_count": 0, "chunk_count": 0})
+    aws.collections.put_item(
+        Item={
+            "user_id": library.user_id,
+            "collection_id": library.collection_id,
+            "name": "bench",
+            "status": "active",
+            "document_count": 0,
+            "chunk_count": 0,
+        }
+    )
     return library
 
 
@@ -109,8 +124,12 @@ def bench_indexing(indexer: Indexer, aws: Aws, embedder: MiniLMEmbedder, chunks:
     big_s, big_chunks = index(indexer, new_library(aws), [("big.md", text.encode())])
     raw_s = (before + raw_seconds(embedder, texts)) / 2
     return {
-        "corpus_s": corpus_s, "corpus_chunks": corpus_chunks, "big_s": big_s, "big_chunks": big_chunks,
-        "ratio": (big_chunks / big_s) / (len(texts) / raw_s), "raw_chunks_per_s": len(texts) / raw_s,
+        "corpus_s": corpus_s,
+        "corpus_chunks": corpus_chunks,
+        "big_s": big_s,
+        "big_chunks": big_chunks,
+        "ratio": (big_chunks / big_s) / (len(texts) / raw_s),
+        "raw_chunks_per_s": len(texts) / raw_s,
     }
 
 
@@ -129,8 +148,13 @@ def bench_retrieval(settings: Settings, chunks: int) -> dict[str, float]:
         count = min(1000, chunks - start)
         vectors = seeds[rng.integers(0, len(seeds), count)] + rng.normal(0, 0.05, (count, seeds.shape[1]))
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        store.upsert(collection_id, f"doc{start}", "synthetic.md", [(i, f"chunk {start + i}") for i in range(count)],
-                     vectors.tolist())
+        store.upsert(
+            collection_id,
+            f"doc{start}",
+            "synthetic.md",
+            [(i, f"chunk {start + i}") for i in range(count)],
+            vectors.tolist(),
+        )
     assert store.count(collection_id) == chunks
     for query in QUERIES:
         engine.retrieve(query, collection_id, 5)
@@ -145,8 +169,12 @@ def bench_retrieval(settings: Settings, chunks: int) -> dict[str, float]:
         store.search(collection_id, vector, 5)
         searches.append((time.perf_counter() - started) * 1000)
     latencies.sort()
-    return {"chunks": chunks, "median_ms": statistics.median(latencies), "p95_ms": latencies[int(len(latencies) * 0.95) - 1],
-            "search_median_ms": statistics.median(searches)}
+    return {
+        "chunks": chunks,
+        "median_ms": statistics.median(latencies),
+        "p95_ms": latencies[int(len(latencies) * 0.95) - 1],
+        "search_median_ms": statistics.median(searches),
+    }
 
 
 def bench_visibility(indexer: Indexer, aws: Aws, chroma_url: str, workdir: Path, runs: int = 5) -> dict[str, float]:
@@ -173,8 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=1_000, help="chunks of the large document")
     parser.add_argument("--retrieval-chunks", type=int, default=2_000)
-    parser.add_argument("--full", action="store_const", const=10_000, dest="retrieval_chunks",
-                        help="retrieval on 10,000 chunks, as DESIGN §10 says")
+    parser.add_argument(
+        "--full",
+        action="store_const",
+        const=10_000,
+        dest="retrieval_chunks",
+        help="retrieval on 10,000 chunks, as DESIGN §10 says",
+    )
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     aws_url = f"http://127.0.0.1:{free_port()}"
@@ -184,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
         chroma = start_chroma(Path(tmp) / "chroma")
         try:
-            settings = Settings.from_env({**os.environ, "DYNAVERA_STAGE": f"bench{uuid.uuid4().hex[:6]}",
-                                          "DYNAVERA_CHROMA_URL": chroma.url})
+            settings = Settings.from_env(
+                {**os.environ, "DYNAVERA_STAGE": f"bench{uuid.uuid4().hex[:6]}", "DYNAVERA_CHROMA_URL": chroma.url}
+            )
             aws = aws_for(aws_url, settings)
             embedder = MiniLMEmbedder(settings.embedder_path)
             embedder.load()
@@ -199,14 +233,22 @@ def main(argv: list[str] | None = None) -> int:
                 moto.stop()
     lines = [
         f"upload -> indexed, shipped corpus: {indexing['corpus_s']:.1f} s for {indexing['corpus_chunks']} chunks",
-        (f"upload -> indexed, one document: {indexing['big_s']:.1f} s for {indexing['big_chunks']} chunks = "
-         f"{indexing['big_chunks'] / indexing['big_s']:.1f} chunks/s vs raw embedding {indexing['raw_chunks_per_s']:.1f} "
-         f"chunks/s = {indexing['ratio']:.2f} (goal >= 0.8)"),
-        (f"retrieval through the Chroma server on {retrieval['chunks']:,} chunks: median {retrieval['median_ms']:.1f} ms, "
-         f"p95 {retrieval['p95_ms']:.1f} ms, query embedding included (goal: median < 10 ms); "
-         f"the search alone {retrieval['search_median_ms']:.1f} ms"),
-        (f"indexed -> retrievable by another runtime process: {visibility['found_on_first_query']}/{visibility['runs']} "
-         f"found on the first query (median {visibility['indexed_to_answer_ms']:.0f} ms to its answer)"),
+        (
+            f"upload -> indexed, one document: {indexing['big_s']:.1f} s for {indexing['big_chunks']} chunks = "
+            f"{indexing['big_chunks'] / indexing['big_s']:.1f} chunks/s vs raw embedding "
+            f"{indexing['raw_chunks_per_s']:.1f} chunks/s = {indexing['ratio']:.2f} (goal >= 0.8)"
+        ),
+        (
+            f"retrieval through the Chroma server on {retrieval['chunks']:,} chunks: "
+            f"median {retrieval['median_ms']:.1f} ms, p95 {retrieval['p95_ms']:.1f} ms, "
+            "query embedding included (goal: median < 10 ms); "
+            f"the search alone {retrieval['search_median_ms']:.1f} ms"
+        ),
+        (
+            f"indexed -> retrievable by another runtime process: "
+            f"{visibility['found_on_first_query']}/{visibility['runs']} found on the first query "
+            f"(median {visibility['indexed_to_answer_ms']:.0f} ms to its answer)"
+        ),
     ]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mcp_container import chunking, contract
+import contract
+from mcp_container import chunking
 
 EXTRACT_SECONDS = 120.0
 EXTRACT_MEMORY_BYTES = 2 * 1024**3

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from mcp_container import contract
+import contract
 from mcp_container.chunking import chunk_text
 from mcp_container.config import Settings, configure_logging
 from mcp_container.embedder import BATCH_SIZE, Embedder

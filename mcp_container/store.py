@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcp_container import contract
+import contract
 from mcp_container.config import Settings, go_offline
 
 log = logging.getLogger(__name__)

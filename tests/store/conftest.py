@@ -14,9 +14,9 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 
+import contract
 from local import endpoint
 from local.chroma import ChromaServer
-from mcp_container import contract
 from mcp_container.config import Settings
 from mcp_container.embedder import MiniLMEmbedder
 from mcp_container.indexer import Aws, Indexer, now_iso

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_container import contract
+import contract
 from mcp_container import indexer as indexer_module
 from mcp_container.extract import ExtractFailed, extract
 from mcp_container.indexer import Indexer, Upload

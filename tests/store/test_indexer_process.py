@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+import contract
 from local import endpoint
 from local.chroma import ChromaServer
 from local.stack import stop_process
-from mcp_container import contract
 from mcp_container.config import Settings
 from mcp_container.indexer import Aws
 from mcp_container.store import Store
