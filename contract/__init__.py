@@ -286,7 +286,6 @@ DELETE_COLLECTION = "delete_collection"  # {"action", "collection_id", "user_id"
 # The runtime's /execute reads the collection to search from `config.collection_id`: the id of
 # the agent's collection (the executor resolves `config.collection`, a name), or null/absent
 # for an agent without one, answered from the question alone. The runtime never sees names.
-RUNTIME_COLLECTION_FIELD = "collection_id"
 _COLLECTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -295,8 +294,9 @@ def check_collection_id(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _COLLECTION_ID.fullmatch(value):
-        field = f"config.{RUNTIME_COLLECTION_FIELD}"
-        raise ContractError(f"'{field}' must be a collection id (a uuid) or null.", field=field)
+        raise ContractError(
+            "'config.collection_id' must be a collection id (a uuid) or null.", field="config.collection_id"
+        )
     return value
 
 

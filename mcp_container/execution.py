@@ -79,7 +79,7 @@ def parse_config(raw: Any) -> AskConfig:
     if not isinstance(fields, dict):
         raise InvalidRequest("'config' must be an object.")
     fields = dict(fields)
-    collection_id = contract.check_collection_id(fields.pop(contract.RUNTIME_COLLECTION_FIELD, None))
+    collection_id = contract.check_collection_id(fields.pop("collection_id", None))
     config = contract.check_config(fields, contract.default_config())
     return AskConfig(
         collection_id=collection_id,

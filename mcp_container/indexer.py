@@ -214,7 +214,7 @@ class Indexer:
         size = int(self.aws.s3.head_object(Bucket=self.aws.bucket, Key=key)["ContentLength"])
         if size > min(declared, contract.MAX_DOCUMENT_BYTES):
             raise ExtractFailed(
-                "too_large",
+                contract.TOO_LARGE,
                 f"The file has {size:,} bytes; at most {min(declared, contract.MAX_DOCUMENT_BYTES):,} may be indexed.",
             )
         data = self.aws.s3.get_object(Bucket=self.aws.bucket, Key=key)["Body"].read()
