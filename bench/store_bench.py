@@ -41,7 +41,7 @@ from mcp_container.engine import Engine
 from mcp_container.indexer import Aws, Indexer
 from mcp_container.store import Store
 from tests.fixtures.runtime import runtime_process
-from tests.store.conftest import Library, create_tables
+from tests.store.conftest import Library, create_tables, local_aws
 
 CORPUS = ROOT / "mcp_container" / "corpus"
 QUERIES = [
@@ -63,19 +63,9 @@ def synthetic_document(chunks: int) -> str:
 
 
 def aws_for(url: str, settings: Settings) -> Aws:
-    import boto3
-
-    env = endpoint.aws_environment(url, "")
-    dynamodb = boto3.resource(
-        "dynamodb",
-        endpoint_url=url,
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
     create_tables(endpoint.client("dynamodb", url), settings)
     endpoint.client("s3", url).create_bucket(Bucket=settings.documents_bucket)
-    return Aws(endpoint.client("s3", url), endpoint.client("sqs", url), dynamodb, settings)
+    return local_aws(url, settings)
 
 
 def new_library(aws: Aws) -> Library:

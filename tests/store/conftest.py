@@ -59,17 +59,22 @@ def index_settings(aws_endpoint: str, chroma_server: ChromaServer) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
-def aws(aws_endpoint: str, index_settings: Settings) -> Aws:
-    env = endpoint.aws_environment(aws_endpoint, "")
+def local_aws(url: str, settings: Settings) -> Aws:
+    """The indexer's clients on the local endpoint, with the credentials a child process gets."""
+    env = endpoint.aws_environment(url, "")
     dynamodb = boto3.resource(
         "dynamodb",
-        endpoint_url=aws_endpoint,
+        endpoint_url=url,
         region_name=env["AWS_REGION"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
     )
-    return Aws(endpoint.client("s3", aws_endpoint), endpoint.client("sqs", aws_endpoint), dynamodb, index_settings)
+    return Aws(endpoint.client("s3", url), endpoint.client("sqs", url), dynamodb, settings)
+
+
+@pytest.fixture(scope="session")
+def aws(aws_endpoint: str, index_settings: Settings) -> Aws:
+    return local_aws(aws_endpoint, index_settings)
 
 
 @pytest.fixture(scope="session")
