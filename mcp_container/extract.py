@@ -36,7 +36,7 @@ def extract(data: Path, filename: str, seconds: float = EXTRACT_SECONDS, memory:
     """The text of the file at `data` (named `filename` by its uploader), or ExtractFailed."""
     suffix = Path(filename).suffix.lower()
     if suffix not in contract.DOCUMENT_TYPES:
-        raise ExtractFailed("unsupported_type")
+        raise ExtractFailed(contract.UNSUPPORTED_TYPE)
     # spawn, not fork: the parent holds ONNX Runtime's threads and boto3's connections.
     context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="extract-") as folder:
