@@ -362,7 +362,7 @@ class Indexer:
                             },
                         }
                     },
-                    self._count_update(claim.row["user_id"], claim.row["collection_id"], 0, total, now),
+                    self._count_update(claim.row["user_id"], claim.row["collection_id"], 1, total, now),
                 ]
             )
         except ClientError as error:
