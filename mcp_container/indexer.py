@@ -477,12 +477,13 @@ class Indexer:
 
     def _delete_row(self, row: dict[str, Any]) -> None:
         """The row and its share of the collection's counts go together, so a redelivered delete
-        cannot subtract twice. The API counted the document in when it made the row; its chunks
-        were counted in when it was indexed."""
+        cannot subtract twice. A document and its chunks count in the collection from the moment
+        they were indexed (the API counts nothing), so only an indexed row takes them back."""
         from botocore.exceptions import ClientError
 
         key = {"collection_id": row["collection_id"], "document_id": row["document_id"]}
-        chunks = int(row.get("chunks_total", 0)) if "indexed_at" in row else 0
+        indexed = "indexed_at" in row
+        documents, chunks = (1, int(row.get("chunks_total", 0))) if indexed else (0, 0)
         try:
             self.aws.dynamodb.meta.client.transact_write_items(
                 TransactItems=[
@@ -493,7 +494,7 @@ class Indexer:
                             "ConditionExpression": "attribute_exists(document_id)",
                         }
                     },
-                    self._count_update(row["user_id"], row["collection_id"], -1, -chunks, now_iso()),
+                    self._count_update(row["user_id"], row["collection_id"], -documents, -chunks, now_iso()),
                 ]
             )
         except ClientError as error:

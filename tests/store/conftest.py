@@ -149,11 +149,6 @@ class Library:
                 "updated_at": now,
             }
         )
-        self.aws.collections.update_item(
-            Key={"user_id": self.user_id, "collection_id": self.collection_id},
-            UpdateExpression="ADD document_count :one",
-            ExpressionAttributeValues={":one": 1},
-        )
         if upload:
             self.aws.s3.put_object(Bucket=self.aws.bucket, Key=self.key(document_id), Body=data)
         return document_id
