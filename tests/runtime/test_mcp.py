@@ -9,13 +9,15 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.fixtures.runtime import FNIRS_COLLECTION_ID
+
 
 async def _list_and_search(url: str, secret: str) -> tuple[set[str], Any]:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"})
     async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
         tools = await client.list_tools()
         found = await client.call_tool(
-            "search_documents", {"query": "motion artefacts", "collection": "fnirs", "top_k": 2}
+            "search_documents", {"query": "motion artefacts", "collection_id": FNIRS_COLLECTION_ID, "top_k": 2}
         )
         return {tool.name for tool in tools.tools}, found
 
