@@ -32,6 +32,7 @@ class Settings:
     subscriptions_table: str
     api_keys_table: str
     idempotency_table: str
+    usage_table: str
     runs_queue_name: str
     mcp_agent_url: str
     runtime_secret: str
@@ -46,6 +47,8 @@ class Settings:
     # X-Ray through Powertools' Tracer: on only inside Lambda with tracing active.
     tracing: bool
     console_origin: str | None
+    # DYNAVERA_LIMIT_<NAME> overrides of the per-user limits (chalicelib.limits), by name.
+    limit_overrides: Mapping[str, int]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +71,7 @@ class Settings:
             subscriptions_table=name("SUBSCRIPTIONS_TABLE", "subscriptions"),
             api_keys_table=name("API_KEYS_TABLE", "api-keys"),
             idempotency_table=name("IDEMPOTENCY_TABLE", "idempotency"),
+            usage_table=name("USAGE_TABLE", "usage"),
             runs_queue_name=name("RUNS_QUEUE_NAME", "runs"),
             mcp_agent_url=(env.get("MCP_AGENT_URL") or "http://127.0.0.1:8001").rstrip("/"),
             runtime_secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
@@ -80,12 +84,21 @@ class Settings:
             tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
             and env.get("POWERTOOLS_TRACE_DISABLED", "false").lower() not in ("1", "true"),
             console_origin=env.get("CONSOLE_ORIGIN", "").rstrip("/") or None,
+            limit_overrides=_limit_overrides(env),
         )
 
 
 def _local_credentials(env: Mapping[str, str]) -> tuple[str, str]:
     # A local endpoint takes any credentials; in AWS the function's role signs every call.
     return env.get("AWS_ACCESS_KEY_ID") or "test", env.get("AWS_SECRET_ACCESS_KEY") or "test"
+
+
+def _limit_overrides(env: Mapping[str, str]) -> dict[str, int]:
+    """The per-user limits a stage sets, `DYNAVERA_LIMIT_<NAME>`, by name; the wiring step
+    lays them over chalicelib.limits' defaults and refuses a name it does not know."""
+    prefix = "DYNAVERA_LIMIT_"
+    overrides = {var.removeprefix(prefix).lower(): _positive(env, var) for var in env if var.startswith(prefix)}
+    return {name: value for name, value in overrides.items() if value is not None}
 
 
 def _positive(env: Mapping[str, str], name: str) -> int | None:

@@ -35,7 +35,7 @@ def arn(call: AwsCall, test_stage: str, stage: str) -> str:
 @pytest.fixture(scope="module")
 def toured(handlers: Handlers) -> set[AwsCall]:
     """Every handler once, each path that reaches AWS differently: REST, WebSocket, the executor
-    (a run, a deferred run), the sweeper and a gone connection."""
+    (a run, a deferred run), the sweeper, a gone connection, keys and limits."""
     h = handlers
     _, key = h.user()
     agent_id = h.agent(key, max_tokens=32)
@@ -64,6 +64,12 @@ def toured(handlers: Handlers) -> set[AwsCall]:
     h.send(connection_id, {"action": "ping"})
     h.ws("$disconnect", connection_id)
     h.rest("DELETE", f"/agents/{agent_id}", key)
+    h.rest("GET", "/limits", key)
+    second = h.rest("POST", "/keys", key, {"name": "toured"}).json_body
+    doomed = h.connect(second["key"])
+    h.rest("GET", "/keys", key)
+    h.rest("DELETE", f"/keys/{second['key_id']}", key)  # and its connection closed
+    h.send(doomed, {"action": "ping"})
     return h.recorder.calls
 
 
