@@ -10,11 +10,11 @@ import hashlib
 import time
 from datetime import timedelta
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.clock import iso, now, now_iso
 from chalicelib.errors import Unauthorized
-from chalicelib.models import ApiKey
+from chalicelib.models import ApiKey, conditional
 
 KEY_PREFIX = "dv_"
 CACHE_SECONDS = 3.0
@@ -37,13 +37,9 @@ def user_for_digest(key_hash: str) -> str:
     except DoesNotExist as err:
         raise Unauthorized("The API key is not valid.") from err
     if (row.last_used_at or "") < iso(now() - LAST_USED_EVERY):
-        try:
-            # Conditional: an update racing a revocation must not write the key back.
+        # Conditional: an update racing a revocation must not write the key back.
+        with conditional(Unauthorized("The API key is not valid.")):
             row.update(actions=[ApiKey.last_used_at.set(now_iso())], condition=ApiKey.key_hash.exists())
-        except UpdateError as err:
-            if err.cause_response_code == "ConditionalCheckFailedException":
-                raise Unauthorized("The API key is not valid.") from err
-            raise
     _cache[key_hash] = (row.user_id, time.monotonic() + CACHE_SECONDS)
     return row.user_id
 

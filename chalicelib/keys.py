@@ -8,12 +8,10 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from pynamodb.exceptions import DeleteError
-
 from chalicelib import auth, fanout, usage, validation
 from chalicelib.clock import new_id, now_iso
-from chalicelib.errors import Invalid, NotFound
-from chalicelib.models import ApiKey, Connection
+from chalicelib.errors import Conflict, Invalid, NotFound
+from chalicelib.models import ApiKey, Connection, conditional
 from chalicelib.telemetry import logger
 
 # What a key shows of itself: "dv_" and six characters, enough to tell one's keys apart.
@@ -33,7 +31,8 @@ def create_api_key(user_id: str, name: str = "") -> tuple[str, ApiKey]:
         name=name,
         prefix=key[:PREFIX_CHARS],
     )
-    row.save(condition=ApiKey.key_hash.does_not_exist())
+    with conditional():
+        row.save(condition=ApiKey.key_hash.does_not_exist())
     return key, row
 
 
@@ -44,7 +43,7 @@ def create(user_id: str, body: dict[str, Any]) -> dict[str, Any]:
         raise Invalid(f"Unknown field(s) in the key: {', '.join(unknown)}.")
     name = body.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > validation.MAX_NAME_CHARS:
-        raise Invalid(f"'name' must be a string of 1-{validation.MAX_NAME_CHARS} characters.")
+        raise Invalid(f"'name' must be a string of 1-{validation.MAX_NAME_CHARS} characters.", field="name")
     usage.check_key(user_id)
     key, row = create_api_key(user_id, name.strip())
     return {**row.to_api(), "key": key}
@@ -56,7 +55,8 @@ def list_keys(user_id: str | None) -> list[ApiKey]:
     rows = list(ApiKey.by_user.query(user_id) if user_id is not None else ApiKey.scan())
     for row in rows:
         if row.key_id is None:
-            row.update(actions=[ApiKey.key_id.set(new_id())], condition=ApiKey.key_hash.exists())
+            with conditional():
+                row.update(actions=[ApiKey.key_id.set(new_id())], condition=ApiKey.key_hash.exists())
     return rows
 
 
@@ -72,10 +72,10 @@ def find(key_id: str, user_id: str | None = None) -> ApiKey:
 def revoke(row: ApiKey) -> int:
     """Delete the key and close every WebSocket connection opened with it; how many were closed."""
     try:
-        row.delete(condition=ApiKey.key_hash.exists())
-    except DeleteError as err:
-        if err.cause_response_code != "ConditionalCheckFailedException":
-            raise
+        with conditional():
+            row.delete(condition=ApiKey.key_hash.exists())
+    except Conflict:
+        pass  # revoked already: its connections are closed all the same
     auth.forget(row.key_hash)
     closed = 0
     for connection in Connection.by_user.query(row.user_id, filter_condition=Connection.key_hash == row.key_hash):
