@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import boto3
+import pytest
 import yaml
 
 from local import endpoint
@@ -99,10 +100,11 @@ def test_a_data_stack_made_by_older_code_gets_the_templates_new_tables_and_index
     )
     cfn.get_waiter("stack_create_complete").wait(StackName=f"dynavera-{stage}-data", WaiterConfig={"Delay": 1})
     dynamodb = endpoint.client("dynamodb", aws_endpoint)
-    assert f"dynavera-{stage}-usage" not in dynamodb.list_tables()["TableNames"]
+    with pytest.raises(dynamodb.exceptions.ResourceNotFoundException):
+        dynamodb.describe_table(TableName=f"dynavera-{stage}-usage")
     for _ in range(2):  # and again, on a stack already up to date
         endpoint.provision(stage, aws_endpoint)
-    assert f"dynavera-{stage}-usage" in dynamodb.list_tables()["TableNames"]
+    assert dynamodb.describe_table(TableName=f"dynavera-{stage}-usage")["Table"]["TableStatus"] == "ACTIVE"
     for table in ("connections", "api-keys"):
         indexes = dynamodb.describe_table(TableName=f"dynavera-{stage}-{table}")["Table"]["GlobalSecondaryIndexes"]
         assert [i["IndexName"] for i in indexes] == ["user-index"]
