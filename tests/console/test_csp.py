@@ -40,7 +40,7 @@ def test_every_page_works_with_no_csp_violation(context: Any, console_key: str, 
             "/console/agents": "Agents",
             "/console/agents/new": "New agent",
             f"/console/agents/{agent['agent_id']}": agent["name"],
-            f"/console/agents/{agent['agent_id']}/edit": "Edit agent",
+            f"/console/agents/{agent['agent_id']}/edit": f"Edit {agent['name']}",
             f"/console/executions/{execution_id}": None,
             "/console/no-such-page": None,
         }
