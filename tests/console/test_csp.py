@@ -42,6 +42,7 @@ def test_every_page_works_with_no_csp_violation(context: Any, console_key: str, 
             f"/console/agents/{agent['agent_id']}": agent["name"],
             f"/console/agents/{agent['agent_id']}/edit": f"Edit {agent['name']}",
             f"/console/executions/{execution_id}": None,
+            "/console/keys": "API keys",
             "/console/no-such-page": None,
         }
         for path, heading in headings.items():

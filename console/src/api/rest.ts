@@ -4,11 +4,13 @@ import type {
   Agent,
   AgentDraft,
   AgentPage,
+  CreatedKey,
   ErrorBody,
   EventPage,
   Execution,
   ExecutionPage,
   InputData,
+  KeyList,
 } from './types'
 
 /** An answer in the contract's error shape; `field` names the input the message is about. */
@@ -42,6 +44,9 @@ export interface Api {
   getExecution(executionId: string): Promise<Execution>
   listEvents(executionId: string, after: number, limit?: number): Promise<EventPage>
   stopExecution(executionId: string): Promise<Execution>
+  listKeys(): Promise<KeyList>
+  createKey(name: string): Promise<CreatedKey>
+  revokeKey(keyId: string): Promise<void>
 }
 
 function query(params: Record<string, string | number | null | undefined>): string {
@@ -91,5 +96,8 @@ export function createApi(baseUrl: string, apiKey: string, fetchImpl: Fetch = fe
     getExecution: (executionId) => call('GET', `/executions/${executionId}`),
     listEvents: (executionId, after, limit = 100) => call('GET', `/executions/${executionId}/events${query({ after, limit })}`),
     stopExecution: (executionId) => call('POST', `/executions/${executionId}/stop`),
+    listKeys: () => call('GET', '/keys'),
+    createKey: (name) => call('POST', '/keys', { name }),
+    revokeKey: (keyId) => call('DELETE', `/keys/${keyId}`),
   }
 }

@@ -69,6 +69,24 @@ export interface ExecutionEvent {
   timestamp: string
 }
 
+/** An API key as its owner sees it (DESIGN §3): by name and prefix, never the secret. */
+export interface ApiKeyInfo {
+  key_id: string
+  name: string
+  prefix: string | null
+  created_at: string
+  last_used_at: string | null
+}
+
+/** The answer of POST /keys: the only time the secret is shown. */
+export interface CreatedKey extends ApiKeyInfo {
+  key: string
+}
+
+export interface KeyList {
+  keys: ApiKeyInfo[]
+}
+
 export interface AgentPage {
   agents: Agent[]
   next_token: string | null

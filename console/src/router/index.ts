@@ -21,6 +21,7 @@ export function createConsoleRouter(pinia: Pinia) {
       { path: '/agents/new', name: 'agent-new', component: () => import('@/views/AgentFormView.vue'), meta: { title: 'New agent' } },
       { path: '/agents/:agentId', name: 'agent', component: () => import('@/views/AgentView.vue'), props: true, meta: { title: 'Agent' } },
       { path: '/agents/:agentId/edit', name: 'agent-edit', component: () => import('@/views/AgentFormView.vue'), props: true, meta: { title: 'Edit agent' } },
+      { path: '/keys', name: 'keys', component: () => import('@/views/KeysView.vue'), meta: { title: 'API keys' } },
       { path: '/executions/:executionId', name: 'execution', component: () => import('@/views/ExecutionView.vue'), props: true, meta: { title: 'Execution' } },
       { path: '/:missing(.*)*', name: 'not-found', component: () => import('@/views/NotFoundView.vue'), meta: { public: true, title: 'Not found' } },
     ],
