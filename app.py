@@ -8,7 +8,20 @@ from typing import Any
 from chalice import Chalice, CORSConfig, Rate, Response
 from chalice.app import Request, SQSEvent, WebsocketAPI, WebsocketEvent
 
-from chalicelib import agents, auth, capacity, executor, keys, runs, telemetry, usage, validation, websocket
+from chalicelib import (
+    agents,
+    auth,
+    capacity,
+    collections,
+    documents,
+    executor,
+    keys,
+    runs,
+    telemetry,
+    usage,
+    validation,
+    websocket,
+)
 from chalicelib.errors import DynaveraError, error_response, normalise_response
 from chalicelib.settings import Settings
 from chalicelib.wiring import wire
@@ -158,6 +171,48 @@ def create_key() -> Response:
 def revoke_key(key_id: str) -> Response:
     keys.revoke(keys.find(key_id, _user()))
     return Response("", status_code=204)
+@app.route("/collections", methods=["GET"])
+def list_collections() -> dict[str, Any]:
+    params = _params()
+    page, token = collections.list_page(_user(), validation.page_limit(params), params.get("next_token"))
+    return {"collections": [collection.to_api() for collection in page], "next_token": token}
+
+
+@app.route("/collections", methods=["POST"])
+def create_collection() -> Response:
+    return Response(collections.create(_user(), _body()).to_api(), status_code=201)
+
+
+@app.route("/collections/{collection_id}", methods=["GET"])
+def get_collection(collection_id: str) -> dict[str, Any]:
+    return collections.get(_user(), collection_id).to_api()
+
+
+@app.route("/collections/{collection_id}", methods=["DELETE"])
+def delete_collection(collection_id: str) -> Response:
+    return Response(collections.delete(_user(), collection_id).to_api(), status_code=202)
+
+
+@app.route("/collections/{collection_id}/documents", methods=["POST"])
+def create_document(collection_id: str) -> Response:
+    document, upload, created = documents.create(_user(), collection_id, _body())
+    return Response({"document": document.to_api(), "upload": upload}, status_code=201 if created else 200)
+
+
+@app.route("/collections/{collection_id}/documents", methods=["GET"])
+def list_documents(collection_id: str) -> dict[str, Any]:
+    page, token = documents.list_page(_user(), collection_id, _params())
+    return {"documents": [document.to_api() for document in page], "next_token": token}
+
+
+@app.route("/collections/{collection_id}/documents/{document_id}", methods=["GET"])
+def get_document(collection_id: str, document_id: str) -> dict[str, Any]:
+    return documents.get(_user(), collection_id, document_id).to_api()
+
+
+@app.route("/collections/{collection_id}/documents/{document_id}", methods=["DELETE"])
+def delete_document(collection_id: str, document_id: str) -> Response:
+    return Response(documents.delete(_user(), collection_id, document_id).to_api(), status_code=202)
 
 
 @app.on_ws_connect()
@@ -193,3 +248,8 @@ def run_executions(event: SQSEvent) -> dict[str, Any]:
 @app.schedule(Rate(5, unit=Rate.MINUTES))
 def sweep_stuck_executions(event: Any) -> dict[str, int]:
     return {"swept": executor.sweep_stuck_executions()}
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def sweep_stuck_documents(event: Any) -> dict[str, int]:
+    return {"swept": documents.sweep_stuck_documents()}

@@ -6,7 +6,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import usage, validation
+from chalicelib import collections, usage, validation
 from chalicelib.clock import new_id, now_iso
 from chalicelib.errors import Conflict, Invalid, NotFound
 from chalicelib.models import Agent, conditional
@@ -17,6 +17,8 @@ def create(user_id: str, body: dict[str, Any]) -> Agent:
     if "name" not in body:
         raise Invalid("'name' is required.", field="name")
     fields = validation.agent_fields(body, validation.AGENT_CONFIG_DEFAULTS)
+    if "config" in fields:
+        collections.check_agent_collection(user_id, fields["config"])
     stamp = now_iso()
     agent = Agent(
         new_id(),
@@ -58,6 +60,8 @@ def update(user_id: str, agent_id: str, body: dict[str, Any]) -> Agent:
     fields = validation.agent_fields(body, agent.config)
     if not fields:
         raise Invalid("Send at least one of 'name', 'description', 'config'.")
+    if "config" in fields:
+        collections.check_agent_collection(user_id, fields["config"])
     actions = [getattr(Agent, name).set(value) for name, value in fields.items()]
     actions.append(Agent.updated_at.set(now_iso()))
     # The config was merged over the one read: a change written meanwhile (or a delete) must not be lost.

@@ -20,7 +20,7 @@ def configure(settings: Settings) -> None:
     """Use these settings from now on; the clients of the previous ones are forgotten."""
     global _settings
     _settings = settings
-    for cached in (_session, dynamodb, sqs, runs_queue_url, connections_api):
+    for cached in (_session, dynamodb, sqs, runs_queue_url, ingest_queue_url, s3, connections_api):
         cached.cache_clear()
 
 
@@ -46,22 +46,39 @@ def dynamodb() -> Connection:
     )
 
 
-@cache
-def sqs() -> Any:
+def _client(service: str, config: Config | None = None) -> Any:
     settings = _target()
     key, secret = settings.local_credentials or (None, None)
     return _session().create_client(
-        "sqs",
+        service,
         region_name=settings.region,
         endpoint_url=settings.aws_endpoint_url,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
+        config=config,
     )
+
+
+@cache
+def sqs() -> Any:
+    return _client("sqs")
 
 
 @cache
 def runs_queue_url() -> str:
     return sqs().get_queue_url(QueueName=_target().runs_queue_name)["QueueUrl"]
+
+
+@cache
+def ingest_queue_url() -> str:
+    return sqs().get_queue_url(QueueName=_target().ingest_queue_name)["QueueUrl"]
+
+
+@cache
+def s3() -> Any:
+    """For presigning uploads only: the signature is made here and the client's POST goes
+    straight to S3, with the role's (or the local endpoint's) credentials."""
+    return _client("s3", Config(signature_version="s3v4"))
 
 
 @cache

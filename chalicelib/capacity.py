@@ -26,3 +26,8 @@ RETRY_CAP_SECONDS = 60
 RUNNING_DEADLINE_SECONDS = EXECUTOR_TIMEOUT_SECONDS + 30
 # A run still pending this long after it was created has had its message dead-lettered.
 PENDING_DEADLINE_SECONDS = MAX_RECEIVES * RUNS_VISIBILITY_TIMEOUT_SECONDS
+
+# A document that moved neither its status nor chunks_done for this long has lost its indexer:
+# the ingest queue's visibility timeout (infra/data.yaml) twice over, so a redelivery had its turn.
+INGEST_VISIBILITY_TIMEOUT_SECONDS = 900
+INDEXING_DEADLINE_SECONDS = 2 * INGEST_VISIBILITY_TIMEOUT_SECONDS

@@ -23,7 +23,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import aws, capacity, runtime_client
+from chalicelib import aws, capacity, collections, runtime_client
 from chalicelib.clock import iso, now
 from chalicelib.errors import Conflict
 from chalicelib.events import append_event
@@ -122,8 +122,11 @@ class Run:
 
     def execute(self) -> None:
         """Run it; RuntimeBusy (the run still pending) when the runtime could not take it."""
+        payload = self._payload()
+        if payload is None:
+            return
         try:
-            with runtime_client.open_run(self._payload()) as stream:
+            with runtime_client.open_run(payload) as stream:
                 events = iter(stream)
                 try:
                     first = next(events)
@@ -163,13 +166,24 @@ class Run:
         finally:
             done.set()
 
-    def _payload(self) -> dict[str, Any]:
+    def _payload(self) -> dict[str, Any] | None:
+        """The /execute body, with the agent's collection name resolved to its id (the runtime
+        never sees names); None, and the run failed, when that collection is gone."""
+        config = self.execution.config
+        name = config.get("collection")
+        collection = collections.find(self.execution.user_id, name) if name is not None else None
+        if name is not None and collection is None:
+            self.fail(
+                f"The agent's collection {name!r} no longer exists (it was deleted); "
+                "point the agent at another of your collections, or at none."
+            )
+            return None
         return {
             "execution_id": self.execution_id,
             "agent_id": self.execution.agent_id,
             "query": self.execution.input_data["query"],
             "input_data": self.execution.input_data,
-            "config": self.execution.config,
+            "config": {**config, "collection_id": collection.collection_id if collection else None},
         }
 
     def _consume(self, events: Iterator[dict[str, Any]]) -> None:

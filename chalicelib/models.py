@@ -287,6 +287,125 @@ class IdempotencyRecord(Model):
     expires_at = TTLAttribute()
 
 
+class CollectionsByOwner(GlobalSecondaryIndex["Collection"]):
+    class Meta:
+        index_name = "owner-index"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class Collection(Model):
+    """A user's collection of documents: (user_id, collection_id); listed through owner-index."""
+
+    class Meta(_Meta):
+        pass
+
+    user_id = UnicodeAttribute(hash_key=True)
+    collection_id = UnicodeAttribute(range_key=True)
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(default="")
+    status = UnicodeAttribute(default="active")
+    document_count = NumberAttribute(default=0)
+    chunk_count = NumberAttribute(default=0)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    by_owner = CollectionsByOwner()
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "collection_id": self.collection_id,
+            "name": self.name,
+            "description": self.description,
+            "status": self.status,
+            "document_count": int(self.document_count),
+            "chunk_count": int(self.chunk_count),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+class CollectionName(Model):
+    """A collection's name claim, in the collections table beside it: (user_id, "name#" + name)
+    → collection_id. Its conditional put keeps names unique per user, and it resolves an
+    agent's collection name to the id in one read. It has no created_at, so owner-index never
+    lists it."""
+
+    class Meta(_Meta):
+        pass
+
+    user_id = UnicodeAttribute(hash_key=True)
+    claim = UnicodeAttribute(range_key=True, attr_name="collection_id")
+    target_id = UnicodeAttribute()
+
+    @staticmethod
+    def claim_of(name: str) -> str:
+        return f"name#{name}"
+
+
+class DocumentsByCollection(GlobalSecondaryIndex["Document"]):
+    class Meta:
+        index_name = "collection-index"
+        projection = AllProjection()
+
+    collection_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class DocumentsByStatus(GlobalSecondaryIndex["Document"]):
+    """Lets the sweeper find documents left waiting or stuck mid-indexing; keys only."""
+
+    class Meta:
+        index_name = "status-index"
+        projection = KeysOnlyProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    updated_at = UnicodeAttribute(range_key=True)
+
+
+class Document(Model):
+    """A document of a collection: (collection_id, document_id). The API writes it
+    awaiting_upload; the indexer moves it on and keeps updated_at current as it goes."""
+
+    class Meta(_Meta):
+        pass
+
+    collection_id = UnicodeAttribute(hash_key=True)
+    document_id = UnicodeAttribute(range_key=True)
+    user_id = UnicodeAttribute()
+    filename = UnicodeAttribute()
+    size = NumberAttribute()
+    sha256 = UnicodeAttribute(null=True)
+    status = UnicodeAttribute()
+    chunks_total = NumberAttribute(default=0)
+    chunks_done = NumberAttribute(default=0)
+    error_code = UnicodeAttribute(null=True)
+    error_message = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    indexed_at = UnicodeAttribute(null=True)
+    by_collection = DocumentsByCollection()
+    by_status = DocumentsByStatus()
+
+    def to_api(self) -> dict[str, Any]:
+        error = {"code": self.error_code, "message": self.error_message} if self.error_code else None
+        return {
+            "document_id": self.document_id,
+            "collection_id": self.collection_id,
+            "filename": self.filename,
+            "size": int(self.size),
+            "sha256": self.sha256,
+            "status": self.status,
+            "chunks_total": int(self.chunks_total),
+            "chunks_done": int(self.chunks_done),
+            "error": error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "indexed_at": self.indexed_at,
+        }
+
+
 # Each model's table, by the Settings field that names it.
 TABLES: dict[type[Model], str] = {
     ApiKey: "api_keys_table",
@@ -297,13 +416,17 @@ TABLES: dict[type[Model], str] = {
     Subscription: "subscriptions_table",
     IdempotencyRecord: "idempotency_table",
     Usage: "usage_table",
+    Collection: "collections_table",
+    Document: "documents_table",
 }
+# Models that keep their items in another model's table.
+SHARED_TABLES: dict[type[Model], str] = {CollectionName: "collections_table"}
 
 
 def bind_tables(settings: Settings) -> None:
     """Point every model at its table of this stage. PynamoDB builds a model's connection anew
     when its table name changes, so binding another stage takes effect at the next call."""
-    for model, field in TABLES.items():
+    for model, field in {**TABLES, **SHARED_TABLES}.items():
         model.Meta.table_name = getattr(settings, field)
         model.Meta.region = settings.region
         model.Meta.host = settings.aws_endpoint_url

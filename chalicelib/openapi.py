@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 import contract
-from chalicelib import limits, validation
+from chalicelib import collections, limits, validation
 
 UUID = {"type": "string", "format": "uuid"}
 STAMP = {"type": "string", "format": "date-time"}
@@ -21,8 +21,12 @@ ERRORS = {
     404: "No such resource of the caller's.",
     409: "The request conflicts with the resource's state.",
     429: "A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry.",
-    503: "The run could not be queued; try again.",
+    503: "The work could not be queued; try again.",
 }
+# A filename the API takes: one of the indexable types; only its last path part is kept.
+FILENAME_PATTERN = r"[^\x00-\x20\x7f-\x9f./\\][^/\\]*\.(" + "|".join(
+    "".join(f"[{c.lower()}{c.upper()}]" for c in suffix[1:]) for suffix in contract.DOCUMENT_TYPES
+) + ")$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -32,13 +36,17 @@ def _ref(name: str) -> dict[str, str]:
 def _config_schema() -> dict[str, Any]:
     properties: dict[str, Any] = {
         "system_prompt": {"type": "string", "maxLength": contract.MAX_SYSTEM_PROMPT_CHARS},
-        "collection": {"type": "string", "pattern": contract.COLLECTION_PATTERN},
+        "collection": {
+            "type": ["string", "null"],
+            "pattern": contract.COLLECTION_PATTERN,
+            "description": "The name of one of the caller's own collections, or null for no retrieval.",
+        },
     }
     for name, (low, high, default, integer) in contract.NUMBERS.items():
         kind = "integer" if integer else "number"
         properties[name] = {"type": kind, "minimum": low, "maximum": high, "default": default}
     properties["system_prompt"]["default"] = contract.DEFAULT_SYSTEM_PROMPT
-    properties["collection"]["default"] = contract.DEFAULT_COLLECTION
+    properties["collection"]["default"] = None
     return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
@@ -147,6 +155,7 @@ def _schemas() -> dict[str, Any]:
                 }
             },
         },
+        **_document_schemas(name, description),
         "Event": {
             "type": "object",
             "required": ["seq", "event_type", "content", "timestamp"],
@@ -171,6 +180,109 @@ KEY_FIELDS: dict[str, Any] = {
 }
 
 
+def _document_schemas(name: dict[str, Any], description: dict[str, Any]) -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    nullable_stamp = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "NewCollection": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "pattern": contract.COLLECTION_PATTERN},
+                "description": description,
+            },
+            "additionalProperties": False,
+        },
+        "Collection": {
+            "type": "object",
+            "required": [
+                "collection_id", "name", "description", "status", "document_count", "chunk_count", "created_at",
+                "updated_at",
+            ],
+            "properties": {
+                "collection_id": UUID,
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "status": {"enum": [collections.ACTIVE, contract.DELETING]},
+                "document_count": {**count, "description": "Documents indexed (the indexer counts them)."},
+                "chunk_count": {**count, "description": "Chunks of its indexed documents."},
+                "created_at": STAMP,
+                "updated_at": STAMP,
+            },
+        },
+        "NewDocument": {
+            "type": "object",
+            "required": ["filename", "size"],
+            "properties": {
+                "filename": {
+                    "type": "string",
+                    "maxLength": validation.MAX_FILENAME_CHARS,
+                    "pattern": FILENAME_PATTERN,
+                    "description": "Shown only: path parts, leading dots and control characters are dropped.",
+                },
+                "size": {"type": "integer", "minimum": 1, "maximum": contract.MAX_DOCUMENT_BYTES},
+                "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+            },
+            "additionalProperties": False,
+        },
+        "Document": {
+            "type": "object",
+            "required": [
+                "document_id", "collection_id", "filename", "size", "sha256", "status", "chunks_total",
+                "chunks_done", "error", "created_at", "indexed_at",
+            ],
+            "properties": {
+                "document_id": UUID,
+                "collection_id": UUID,
+                "filename": {"type": "string"},
+                "size": {"type": "integer", "minimum": 1},
+                "sha256": {"type": ["string", "null"]},
+                "status": {"enum": list(contract.DOCUMENT_STATUSES)},
+                "chunks_total": count,
+                "chunks_done": count,
+                "error": {
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"enum": list(contract.DOCUMENT_FAILURES)},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    ]
+                },
+                "created_at": STAMP,
+                "updated_at": STAMP,
+                "indexed_at": nullable_stamp,
+            },
+        },
+        "DocumentUpload": {
+            "type": "object",
+            "required": ["document", "upload"],
+            "properties": {
+                "document": _ref("Document"),
+                "upload": {
+                    "description": "An S3 presigned POST: send `fields` and then the file as multipart form data "
+                    "to `url`. Null when the collection holds these bytes already.",
+                    "oneOf": [
+                        {"type": "null"},
+                        {
+                            "type": "object",
+                            "required": ["url", "fields"],
+                            "properties": {
+                                "url": {"type": "string"},
+                                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                            },
+                        },
+                    ],
+                },
+            },
+        },
+    }
+
+
 def _page(items: str, schema: str, cursor: str, cursor_schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -186,6 +298,7 @@ def _query_parameters(route: str) -> list[dict[str, Any]]:
         "limit": {"type": "integer", "minimum": 1, "maximum": limit},
         "after": {"type": "integer", "minimum": 0, "maximum": validation.MAX_AFTER},
         "next_token": {"type": "string"},
+        "status": {"enum": list(contract.DOCUMENT_STATUSES)},
     }
     names = validation.QUERY_PARAMETERS.get(route, ())
     return [{"name": name, "in": "query", "schema": schemas[name]} for name in names]
@@ -203,6 +316,11 @@ def _operation(
             "content": {"application/json": {"schema": _ref("Error")}},
         }
     return {"summary": summary, "responses": responses, **extra}
+
+
+def _with_answer(operation: dict[str, Any], status: int, summary: str, answer: dict[str, Any]) -> dict[str, Any]:
+    operation["responses"][str(status)] = {"description": summary, "content": {"application/json": {"schema": answer}}}
+    return operation
 
 
 def _body(schema: str) -> dict[str, Any]:
@@ -280,6 +398,69 @@ def _paths() -> dict[str, Any]:
             "delete": _operation("Revoke an API key", 204, None, (400, 404)),
         },
         "/limits": {"get": _operation("Each per-user limit and the caller's use of it", 200, _ref("Limits"))},
+        **_collection_paths(token),
+    }
+
+
+def _collection_paths(token: dict[str, Any]) -> dict[str, Any]:
+    collection_id = {"name": "collection_id", "in": "path", "required": True, "schema": UUID}
+    document_id = {"name": "document_id", "in": "path", "required": True, "schema": UUID}
+    return {
+        "/collections": {
+            "get": _operation(
+                "The caller's collections, newest first",
+                200,
+                _page("collections", "Collection", "next_token", token),
+                (400,),
+                parameters=_query_parameters("GET /collections"),
+            ),
+            "post": _operation(
+                "Create a collection; its name is unique among the caller's",
+                201,
+                _ref("Collection"),
+                (400, 409),
+                requestBody=_body("NewCollection"),
+            ),
+        },
+        "/collections/{collection_id}": {
+            "parameters": [collection_id],
+            "get": _operation("One collection", 200, _ref("Collection"), (400, 404)),
+            "delete": _operation(
+                "Delete a collection with its documents (409 in_use while an agent names it)",
+                202,
+                _ref("Collection"),
+                (400, 404, 409, 503),
+            ),
+        },
+        "/collections/{collection_id}/documents": {
+            "parameters": [collection_id],
+            "get": _operation(
+                "A collection's documents, newest first",
+                200,
+                _page("documents", "Document", "next_token", token),
+                (400, 404),
+                parameters=_query_parameters("GET /collections/{collection_id}/documents"),
+            ),
+            "post": _with_answer(
+                _operation(
+                    "Add a document: its row and an upload straight to S3",
+                    201,
+                    _ref("DocumentUpload"),
+                    (400, 404, 409),
+                    requestBody=_body("NewDocument"),
+                ),
+                200,
+                "The collection holds these bytes already (same sha256): that document",
+                _ref("DocumentUpload"),
+            ),
+        },
+        "/collections/{collection_id}/documents/{document_id}": {
+            "parameters": [collection_id, document_id],
+            "get": _operation("One document", 200, _ref("Document"), (400, 404)),
+            "delete": _operation(
+                "Delete a document; its chunks leave retrieval", 202, _ref("Document"), (400, 404, 503)
+            ),
+        },
     }
 
 

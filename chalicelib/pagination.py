@@ -33,9 +33,16 @@ def decode_token(token: str | None) -> tuple[str, str] | None:
 
 
 def query_page(
-    index: Any, hash_name: str, hash_value: str, id_name: str, limit: int, token: str | None
+    index: Any,
+    hash_name: str,
+    hash_value: str,
+    id_name: str,
+    limit: int,
+    token: str | None,
+    condition: Any = None,
 ) -> tuple[list[Any], str | None]:
-    """One page of a (hash, created_at) index, newest first, and the token of the next page.
+    """One page of a (hash, created_at) index, newest first, and the token of the next page;
+    with a filter `condition`, of the items that meet it (PynamoDB reads on until it has them).
 
     One item more than asked is read, so a page is only followed by a token when more exist.
     """
@@ -48,7 +55,13 @@ def query_page(
             id_name: {"S": start[1]},
         }
     items = list(
-        index.query(hash_value, scan_index_forward=False, limit=limit + 1, last_evaluated_key=last_key)
+        index.query(
+            hash_value,
+            filter_condition=condition,
+            scan_index_forward=False,
+            limit=limit + 1,
+            last_evaluated_key=last_key,
+        )
     )
     if len(items) <= limit:
         return items, None

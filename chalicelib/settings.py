@@ -33,7 +33,11 @@ class Settings:
     api_keys_table: str
     idempotency_table: str
     usage_table: str
+    collections_table: str
+    documents_table: str
+    documents_bucket: str
     runs_queue_name: str
+    ingest_queue_name: str
     mcp_agent_url: str
     runtime_secret: str
     # In AWS the secret's ARN, not the secret: the executor reads it from Secrets Manager.
@@ -44,6 +48,9 @@ class Settings:
     pending_deadline_seconds: int | None
     run_attempts: int | None
     retry_base_seconds: int | None
+    # How long a document may sit queued, extracting or embedding without progress before the
+    # sweeper fails it (chalicelib.capacity's when None).
+    indexing_deadline_seconds: int | None
     # X-Ray through Powertools' Tracer: on only inside Lambda with tracing active.
     tracing: bool
     console_origin: str | None
@@ -72,7 +79,11 @@ class Settings:
             api_keys_table=name("API_KEYS_TABLE", "api-keys"),
             idempotency_table=name("IDEMPOTENCY_TABLE", "idempotency"),
             usage_table=name("USAGE_TABLE", "usage"),
+            collections_table=name("COLLECTIONS_TABLE", "collections"),
+            documents_table=name("DOCUMENTS_TABLE", "documents"),
+            documents_bucket=name("DOCUMENTS_BUCKET", "documents"),
             runs_queue_name=name("RUNS_QUEUE_NAME", "runs"),
+            ingest_queue_name=name("INGEST_QUEUE_NAME", "ingest"),
             mcp_agent_url=(env.get("MCP_AGENT_URL") or "http://127.0.0.1:8001").rstrip("/"),
             runtime_secret=env.get("DYNAVERA_RUNTIME_SECRET", ""),
             runtime_secret_arn=env.get("DYNAVERA_RUNTIME_SECRET_ARN") or None,
@@ -81,6 +92,7 @@ class Settings:
             pending_deadline_seconds=_positive(env, "PENDING_DEADLINE_SECONDS"),
             run_attempts=_positive(env, "RUN_ATTEMPTS"),
             retry_base_seconds=_positive(env, "RETRY_BASE_SECONDS"),
+            indexing_deadline_seconds=_positive(env, "INDEXING_DEADLINE_SECONDS"),
             tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
             and env.get("POWERTOOLS_TRACE_DISABLED", "false").lower() not in ("1", "true"),
             console_origin=env.get("CONSOLE_ORIGIN", "").rstrip("/") or None,

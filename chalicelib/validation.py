@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from chalicelib.errors import Invalid, InvalidJson, TooLarge, from_contract
 MAX_BODY_BYTES = 64 * 1024
 MAX_NAME_CHARS = 100
 MAX_DESCRIPTION_CHARS = 1000
+MAX_FILENAME_CHARS = 255
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 DEFAULT_EVENTS_PAGE = 100
@@ -29,6 +31,8 @@ QUERY_PARAMETERS: dict[str, tuple[str, ...]] = {
     "GET /agents": ("limit", "next_token"),
     "GET /agents/{agent_id}/executions": ("limit", "next_token"),
     "GET /executions/{execution_id}/events": ("after", "limit"),
+    "GET /collections": ("limit", "next_token"),
+    "GET /collections/{collection_id}/documents": ("limit", "next_token", "status"),
 }
 
 
@@ -152,3 +156,67 @@ def idempotency_key(value: str | None) -> str | None:
     if not _IDEMPOTENCY_KEY.match(value):
         raise Invalid("'Idempotency-Key' must be 1-255 visible ASCII characters.", field="Idempotency-Key")
     return value
+
+
+def collection_fields(body: Mapping[str, Any]) -> dict[str, str]:
+    """A new collection's name (the contract's pattern, as agents name it) and description."""
+    _only(body, {"name", "description"}, "the collection")
+    if "name" not in body:
+        raise Invalid("'name' is required.", field="name")
+    with _contract():
+        name = contract.check_collection_name(body["name"])
+    return {"name": name, "description": _text(body.get("description", ""), "description", MAX_DESCRIPTION_CHARS)}
+
+
+def document_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A new document's display name, declared size in bytes and optional sha256 (lowercased)."""
+    _only(body, {"filename", "size", "sha256"}, "the document")
+    if "filename" not in body:
+        raise Invalid("'filename' is required.", field="filename")
+    filename = display_name(body["filename"])
+    if not filename.lower().endswith(contract.DOCUMENT_TYPES):
+        raise Invalid(
+            f"{filename!r} is not a type that can be indexed: use {', '.join(contract.DOCUMENT_TYPES)}.",
+            contract.UNSUPPORTED_TYPE,
+            "filename",
+        )
+    size = body.get("size")
+    if isinstance(size, float) and size.is_integer():
+        size = int(size)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise Invalid("'size' must be the file's size in bytes, a whole number of at least 1.", field="size")
+    if size > contract.MAX_DOCUMENT_BYTES:
+        raise TooLarge(
+            f"The file is {size} bytes; a document may be at most {contract.MAX_DOCUMENT_BYTES} bytes (50 MiB).",
+            field="size",
+        )
+    sha256 = body.get("sha256")
+    if sha256 is not None:
+        if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+            raise Invalid("'sha256' must be the file's SHA-256 as 64 hexadecimal digits.", field="sha256")
+        sha256 = sha256.lower()
+    return {"filename": filename, "size": size, "sha256": sha256}
+
+
+def display_name(value: Any) -> str:
+    """A filename fit to show: its last path part, without control characters or leading dots.
+    It is only ever displayed; the object's key is made of ids (contract.upload_key)."""
+    if not isinstance(value, str):
+        raise Invalid("'filename' must be a string.", field="filename")
+    name = unicodedata.normalize("NFC", value).replace("\\", "/").rsplit("/", 1)[-1]
+    # Control and format characters (a newline, an escape, a right-to-left override) go.
+    name = "".join(char for char in name if unicodedata.category(char) not in ("Cc", "Cf"))
+    name = name.strip().lstrip(".").strip()
+    if not name:
+        raise Invalid("'filename' must name a file, for example \"notes.md\".", field="filename")
+    if len(name) > MAX_FILENAME_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        name = stem[: MAX_FILENAME_CHARS - len(dot + extension)] + dot + extension
+    return name
+
+
+def document_status(params: Mapping[str, str] | None) -> str | None:
+    status = (params or {}).get("status")
+    if status is not None and status not in contract.DOCUMENT_STATUSES:
+        raise Invalid(f"'status' must be one of {', '.join(contract.DOCUMENT_STATUSES)}.", field="status")
+    return status

@@ -36,6 +36,12 @@ BUSY = "busy"
 INTERNAL_ERROR = "internal_error"
 UNAVAILABLE = "unavailable"
 NOT_READY = "not_ready"
+# Collections and documents: a type the indexer cannot read, a collection name the caller uses
+# already, one an agent still names, one being deleted.
+UNSUPPORTED_TYPE = "unsupported_type"
+NAME_TAKEN = "name_taken"
+IN_USE = "in_use"
+DELETING = "deleting"
 # Per-user limits (their numbers: chalicelib/limits.py): a refusal at one answers 429 with the
 # limit's own code; the request rate per API key at the edge answers RATE_LIMIT.
 PER_USER_LIMITS = (
@@ -61,11 +67,15 @@ HTTP_STATUS: dict[str, int] = {
     TOO_LARGE: 400,
     UNKNOWN_ACTION: 400,
     BAD_REQUEST: 400,
+    UNSUPPORTED_TYPE: 400,
     UNAUTHORIZED: 401,
     FORBIDDEN_ORIGIN: 403,
     NOT_FOUND: 404,
     METHOD_NOT_ALLOWED: 405,
     CONFLICT: 409,
+    NAME_TAKEN: 409,
+    IN_USE: 409,
+    DELETING: 409,
     UNSUPPORTED_MEDIA_TYPE: 415,
     BUSY: 429,
     RATE_LIMIT: 429,
@@ -85,7 +95,9 @@ MAX_SYSTEM_PROMPT_CHARS = 4000
 CONTEXT_TOKENS = 8192
 TEMPLATE_ALLOWANCE = 64
 COLLECTION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$"
-DEFAULT_COLLECTION = "fnirs"
+# The demo user's collection, where `make run` and `make deploy DEMO=1` put the shipped corpus.
+# No agent's default: an agent names one of its owner's collections, or none (null).
+DEMO_COLLECTION = "fnirs"
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful research assistant. Answer the question using only the numbered "
     "passages you are given, and cite them like [1]. If they do not contain the answer, "
@@ -185,8 +197,8 @@ def _finite_only(value: Any) -> Any:
 
 
 def default_config() -> dict[str, Any]:
-    """An agent's config when its creator sets none."""
-    config: dict[str, Any] = {"system_prompt": DEFAULT_SYSTEM_PROMPT, "collection": DEFAULT_COLLECTION}
+    """An agent's config when its creator sets none: no collection, so no retrieval."""
+    config: dict[str, Any] = {"system_prompt": DEFAULT_SYSTEM_PROMPT, "collection": None}
     config.update({name: default for name, (_, _, default, _) in NUMBERS.items()})
     return config
 
@@ -235,18 +247,24 @@ def check_config(value: Any, base: Mapping[str, Any]) -> dict[str, Any]:
             )
         config["system_prompt"] = prompt
     if "collection" in value:
-        collection = value["collection"]
-        if not isinstance(collection, str) or not _COLLECTION.match(collection):
-            raise ContractError(
-                "'config.collection' must be 3-63 letters, digits, '.', '_' or '-', "
-                "starting and ending with a letter or digit.",
-                field="config.collection",
-            )
-        config["collection"] = collection
+        config["collection"] = check_collection_name(value["collection"], "config.collection", nullable=True)
     for name, (low, high, _, integer) in NUMBERS.items():
         if name in value:
             config[name] = _number(value[name], f"config.{name}", low, high, integer)
     return config
+
+
+def check_collection_name(value: Any, field: str = "name", nullable: bool = False) -> str | None:
+    """A collection's name: the pattern every collection is created with (or null, where allowed)."""
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str) or not _COLLECTION.match(value):
+        raise ContractError(
+            f"'{field}' must be {'null or ' if nullable else ''}3-63 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit.",
+            field=field,
+        )
+    return value
 
 
 def _number(value: Any, field: str, low: float, high: float, integer: bool) -> Any:
@@ -273,6 +291,7 @@ DOCUMENT_FAILURES = {
     "too_many_chunks": "The document makes more chunks than one document may have.",
     "extract_timeout": "Extracting the text took too long.",
     "upload_expired": "The file was not uploaded within an hour of asking to.",
+    "indexing_stalled": "Indexing stopped making progress (its indexer was lost); upload the file again.",
 }
 DOCUMENT_TYPES = (".md", ".txt", ".pdf")
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli import upload
-from contract import DEFAULT_COLLECTION
+from contract import DEMO_COLLECTION
 from deploy.plan import ROOT, DeployError, Plan
 
 CORPUS = ROOT / "mcp_container" / "corpus"
@@ -39,20 +39,20 @@ def demo_key(plan: Plan) -> str:
 
 
 def upload_corpus(plan: Plan) -> None:
-    plan.say(f"\n[demo] the shipped corpus into {DEMO_USER}'s {DEFAULT_COLLECTION} collection, through the API")
+    plan.say(f"\n[demo] the shipped corpus into {DEMO_USER}'s {DEMO_COLLECTION} collection, through the API")
     corpus = str(CORPUS.relative_to(ROOT))
     kept = f"kept in {key_file(plan).relative_to(ROOT)}"
     plan.show(["./dynavera", "keys", "create", DEMO_USER, "--stage", plan.stage], kept)
-    plan.show(["./dynavera", "collections", "create", DEFAULT_COLLECTION])
-    plan.show(["./dynavera", "upload", corpus, "--collection", DEFAULT_COLLECTION])
+    plan.show(["./dynavera", "collections", "create", DEMO_COLLECTION])
+    plan.show(["./dynavera", "upload", corpus, "--collection", DEMO_COLLECTION])
     if plan.dry_run:
         return
     api_url = plan.stack_outputs("app")["EndpointURL"]
     key = demo_key(plan)
     try:
-        upload.ensure_collection(api_url, key, DEFAULT_COLLECTION, "The fNIRS corpus shipped with Dynavera.")
+        upload.ensure_collection(api_url, key, DEMO_COLLECTION, "The fNIRS corpus shipped with Dynavera.")
         files = upload.upload_paths(
-            api_url, key, DEFAULT_COLLECTION, [CORPUS], progress=_say(plan), wait_seconds=WAIT_SECONDS
+            api_url, key, DEMO_COLLECTION, [CORPUS], progress=_say(plan), wait_seconds=WAIT_SECONDS
         )
     except upload.UploadError as err:
         raise DeployError(f"The demo corpus could not be uploaded: {err}") from err
@@ -60,7 +60,7 @@ def upload_corpus(plan: Plan) -> None:
     if failed:
         named = ", ".join(f"{f.path.name} ({(f.error or {}).get('code')})" for f in failed)
         raise DeployError(f"The stage is deployed, but these demo files were not indexed: {named}.")
-    plan.say(f"  {len(files)} files in {DEFAULT_COLLECTION}; the {DEMO_USER} user's key is in {key_file(plan)}")
+    plan.say(f"  {len(files)} files in {DEMO_COLLECTION}; the {DEMO_USER} user's key is in {key_file(plan)}")
 
 
 def _say(plan: Plan) -> upload.Progress:

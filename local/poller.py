@@ -211,13 +211,14 @@ def scheduled_event() -> dict[str, Any]:
     }
 
 
-def sweep_forever(sweeper: Any, every: float, stopping: threading.Event) -> None:
-    """Plays the sweeper's schedule."""
+def sweep_forever(sweepers: dict[str, Any], every: float, stopping: threading.Event) -> None:
+    """Plays the sweepers' schedules: each scheduled function by its name."""
     while not stopping.wait(every):
-        try:
-            sweeper(scheduled_event(), LambdaContext(function_name="dynavera-sweep_stuck_executions"))
-        except Exception:
-            log.exception("the sweeper failed")
+        for name, sweeper in sweepers.items():
+            try:
+                sweeper(scheduled_event(), LambdaContext(function_name=f"dynavera-{name}"))
+            except Exception:
+                log.exception("the sweeper %s failed", name)
 
 
 def main() -> None:
@@ -231,9 +232,11 @@ def main() -> None:
     poller = Poller(
         app_module.run_executions, app_module.settings.runs_queue_name, source.batch_size, "dynavera-run_executions"
     )
-    threading.Thread(
-        target=sweep_forever, args=(app_module.sweep_stuck_executions, args.sweep_every, poller.stopping), daemon=True
-    ).start()
+    sweepers = {
+        "sweep_stuck_executions": app_module.sweep_stuck_executions,
+        "sweep_stuck_documents": app_module.sweep_stuck_documents,
+    }
+    threading.Thread(target=sweep_forever, args=(sweepers, args.sweep_every, poller.stopping), daemon=True).start()
     poller.run(source.maximum_concurrency or 1)
 
 

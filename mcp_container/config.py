@@ -13,6 +13,9 @@ import contract
 DEFAULT_MODEL = Path("build/models/SmolLM2-135M-Instruct.Q4_1.starcoder.gguf")
 DEFAULT_EMBEDDER = Path("build/models/all-MiniLM-L6-v2.onnx")
 DEFAULT_RAG_DB = Path("build/rag_db")
+# The collection a request without one searches, until the runtime reads config.collection_id
+# from the executor (issue 15: agents name their own collections, or none).
+DEFAULT_COLLECTION = contract.DEMO_COLLECTION
 
 
 def minilm_folder() -> Path:
@@ -38,7 +41,7 @@ class Settings:
     queue_size: int = 4
     # None lets llama.cpp pick; ECS task sizes differ from laptops.
     n_threads: int | None = None
-    default_collection: str = contract.DEFAULT_COLLECTION
+    default_collection: str = DEFAULT_COLLECTION
     # The model's context window in tokens; the API refuses queries that might not fit it.
     context_tokens: int = contract.CONTEXT_TOKENS
     # What a caller must send as `Authorization: Bearer …` on every route but /health; the

@@ -122,7 +122,7 @@ def _api_config(config: Any) -> tuple[str, Any]:
 
 def _runtime_config(config: Any) -> tuple[str, Any]:
     try:
-        parsed = ExecuteRequest.parse({"query": "q", "config": config}, contract.DEFAULT_COLLECTION)
+        parsed = ExecuteRequest.parse({"query": "q", "config": config}, None)
     except InvalidRequest as err:
         return err.code, None
     return "ok", parsed.config
@@ -147,7 +147,7 @@ def test_api_and_runtime_agree_on_every_query(query: Any) -> None:
     except DynaveraError as err:
         api_code = err.code
     try:
-        ExecuteRequest.parse({"query": query}, contract.DEFAULT_COLLECTION)
+        ExecuteRequest.parse({"query": query}, None)
         runtime_code = "ok"
     except InvalidRequest as err:
         runtime_code = err.code

@@ -42,7 +42,7 @@ def queue_messages(sqs: Any, stack: Stack) -> list[dict[str, Any]]:
 
 
 def test_agent_lifecycle(alice: Api) -> None:
-    agent = new_agent(alice, description="reads papers", config={"top_k": 3, "collection": "fnirs"})
+    agent = new_agent(alice, description="reads papers", config={"top_k": 3})
     assert uuid.UUID(agent["agent_id"]).version == 4
     assert agent["config"]["top_k"] == 3 and agent["config"]["max_tokens"] > 0
     assert agent["created_at"].endswith("Z") and agent["status"] == "active"

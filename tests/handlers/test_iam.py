@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from local.poller import scheduled_event
 from tests.fixtures.aws_calls import AwsCall
 from tests.handlers.conftest import Handlers
 from tests.infra.conftest import chalice_config
@@ -28,6 +29,8 @@ def arn(call: AwsCall, test_stage: str, stage: str) -> str:
         return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{resource}"
     if service == "sqs":
         return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{resource}"
+    if service == "s3":
+        return f"arn:aws:s3:::{resource}"
     api_stage = chalice_config()["stages"][stage]["api_gateway_stage"]
     return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{WEBSOCKET_API_ID}/{api_stage}/{resource}/Xk7pSdS3IAMCJcw="
 
@@ -35,10 +38,12 @@ def arn(call: AwsCall, test_stage: str, stage: str) -> str:
 @pytest.fixture(scope="module")
 def toured(handlers: Handlers) -> set[AwsCall]:
     """Every handler once, each path that reaches AWS differently: REST, WebSocket, the executor
-    (a run, a deferred run), the sweeper, a gone connection, keys and limits."""
+    (a run, a deferred run), the sweepers, a gone connection, collections and documents, keys and
+    limits."""
     h = handlers
     _, key = h.user()
-    agent_id = h.agent(key, max_tokens=32)
+    collection_id = tour_collections(h, key)
+    agent_id = h.agent(key, max_tokens=32, collection="toured")
     h.rest("GET", "/agents?limit=1", key)
     h.rest("PATCH", f"/agents/{agent_id}", key, {"description": "toured"})
     h.start(key, agent_id, **{"Idempotency-Key": "tour"})
@@ -63,6 +68,7 @@ def toured(handlers: Handlers) -> set[AwsCall]:
     h.connections.gone.add(connection_id)
     h.send(connection_id, {"action": "ping"})
     h.ws("$disconnect", connection_id)
+    h.rest("DELETE", f"/collections/{collection_id}", key)  # in use
     h.rest("DELETE", f"/agents/{agent_id}", key)
     h.rest("GET", "/limits", key)
     second = h.rest("POST", "/keys", key, {"name": "toured"}).json_body
@@ -70,7 +76,24 @@ def toured(handlers: Handlers) -> set[AwsCall]:
     h.rest("GET", "/keys", key)
     h.rest("DELETE", f"/keys/{second['key_id']}", key)  # and its connection closed
     h.send(doomed, {"action": "ping"})
+    h.rest("DELETE", f"/collections/{collection_id}", key)
+    h.invoke("sweep_stuck_documents", scheduled_event())
     return h.recorder.calls
+
+
+def tour_collections(h: Handlers, key: str) -> str:
+    """The collection and document routes, each once; the collection "toured" stays."""
+    collection_id = h.rest("POST", "/collections", key, {"name": "toured"}).json_body["collection_id"]
+    h.rest("GET", "/collections?limit=1", key)
+    h.rest("GET", f"/collections/{collection_id}", key)
+    documents = f"/collections/{collection_id}/documents"
+    body = {"filename": "a.md", "size": 3, "sha256": "ab" * 32}
+    document_id = h.rest("POST", documents, key, body).json_body["document"]["document_id"]
+    h.rest("POST", documents, key, body)  # the same bytes
+    h.rest("GET", f"{documents}?status=queued", key)
+    h.rest("GET", f"{documents}/{document_id}", key)
+    h.rest("DELETE", f"{documents}/{document_id}", key)
+    return collection_id
 
 
 def test_the_tour_reaches_every_box_of_the_design(toured: set[AwsCall]) -> None:

@@ -34,7 +34,11 @@ def test_rest_post_agents_event_creates_an_agent_for_the_keys_owner(h: Handlers)
     from chalicelib.models import Agent
 
     event = load_event("rest_post_agents.json")
-    seed_api_key(event["headers"]["Authorization"].split(" ", 1)[1])
+    key = event["headers"]["Authorization"].split(" ", 1)[1]
+    seed_api_key(key)
+    # The agent names the demo user's collection, which the user must own.
+    collection = json.loads(event["body"])["config"]["collection"]
+    assert h.rest("POST", "/collections", key, {"name": collection}).status_code == 201
     response = h.api(event)
     assert response["statusCode"] == 201, response
     agent = _body(response)

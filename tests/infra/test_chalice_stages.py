@@ -24,6 +24,8 @@ TABLE_VARIABLES = {
     "ApiKeysTable": "API_KEYS_TABLE",
     "IdempotencyTable": "IDEMPOTENCY_TABLE",
     "UsageTable": "USAGE_TABLE",
+    "CollectionsTable": "COLLECTIONS_TABLE",
+    "DocumentsTable": "DOCUMENTS_TABLE",
 }
 
 
@@ -44,6 +46,11 @@ def test_stage_environment_names_the_tables_and_queue_the_data_stack_makes(name:
     for logical_id, variable in TABLE_VARIABLES.items():
         assert env[variable] == substitute(resources[logical_id]["Properties"]["TableName"], {"Stage": name})
     assert env["RUNS_QUEUE_NAME"] == substitute(resources["RunsQueue"]["Properties"]["QueueName"], {"Stage": name})
+    for variable, logical_id, name_property in (
+        ("INGEST_QUEUE_NAME", "IngestQueue", "QueueName"),
+        ("DOCUMENTS_BUCKET", "DocumentsBucket", "BucketName"),
+    ):
+        assert env[variable] == substitute(resources[logical_id]["Properties"][name_property], {"Stage": name})
 
 
 def test_settings_read_no_table_variable_the_stages_leave_out() -> None:
@@ -159,7 +166,7 @@ def test_every_packaged_function_has_a_log_group_with_the_stages_retention(packa
         if r["Type"] == "AWS::Logs::LogGroup"
     }
     functions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Serverless::Function"]
-    assert len(functions) == 6
+    assert len(functions) == 7
     for function in functions:
         group = groups[f"/aws/lambda/{function['FunctionName']}"]
         assert group["RetentionInDays"] == chalice_config()["log_retention_in_days"]

@@ -60,6 +60,7 @@ def test_queues_are_encrypted_and_history_tables_recoverable() -> None:
     resources = template("data.yaml")["Resources"]
     queues = [r for r in resources.values() if r["Type"] == "AWS::SQS::Queue"]
     assert queues and all(q["Properties"]["SqsManagedSseEnabled"] is True for q in queues)
-    kept = [r for r in resources.values() if r.get("DeletionPolicy") == "Retain"]
+    tables = [r for r in resources.values() if r["Type"] == "AWS::DynamoDB::Table"]
+    kept = [r for r in tables if r.get("DeletionPolicy") == "Retain"]
     assert kept and all(r["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] for r in kept)
 

@@ -225,9 +225,13 @@ def test_package_is_small_and_brings_the_tracer(package: Package) -> None:
 
 
 def test_rest_function_answers_health_and_a_keyed_request(lambdas: Lambda, stage: Stage, tmp_path: Path) -> None:
+    from chalicelib import collections
     from chalicelib.models import Agent
 
     user = _seed_key(stage)
+    named = json.loads(load_event("rest_post_agents.json")["body"])["config"]["collection"]
+    with bound(stage.settings):  # the sample agent names its owner's collection
+        collections.create(user, {"name": named})
     health, created, refused = lambdas.invoke(
         "APIHandler",
         load_event("rest_get_health.json"),
@@ -320,6 +324,29 @@ def test_sweeper_fails_a_run_stuck_past_its_deadline(lambdas: Lambda, stage: Sta
     assert sweep.result["swept"] >= 1 and sweep.traced
     with bound(stage.settings):
         assert Execution.get(execution_id, consistent_read=True).status == "failed"
+
+
+def test_documents_sweeper_fails_an_upload_never_made(lambdas: Lambda, stage: Stage, tmp_path: Path) -> None:
+    from chalicelib.clock import iso, now
+    from chalicelib.models import Document
+
+    long_ago = iso(now() - timedelta(hours=3))
+    row = Document(
+        str(uuid.uuid4()),
+        str(uuid.uuid4()),
+        user_id="sweep-user",
+        filename="never.md",
+        size=3,
+        status="awaiting_upload",
+        created_at=long_ago,
+        updated_at=long_ago,
+    )
+    with bound(stage.settings):
+        row.save()
+    (sweep,) = lambdas.invoke("SweepStuckDocuments", load_event("scheduled_sweep.json"), tmp=tmp_path)
+    assert sweep.result["swept"] >= 1 and sweep.traced
+    with bound(stage.settings):
+        assert Document.get(row.collection_id, row.document_id, consistent_read=True).error_code == "upload_expired"
 
 
 def test_packaged_functions_hold_no_plaintext_secret(package: Package) -> None:

@@ -92,3 +92,16 @@ def test_prod_policy_is_the_dev_policy_with_the_stage_renamed() -> None:
     renamed = dev.replace("dynavera-dev-", "dynavera-prod-").replace("/dev/", "/prod/")
     renamed = renamed.replace("/aws/lambda/dynavera-dev:", "/aws/lambda/dynavera-prod:")  # the REST API's function
     assert json.loads(renamed) == load_policy("prod")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_the_api_may_only_presign_uploads_of_its_own_stage(stage: str) -> None:
+    policy = load_policy(stage)
+    other = next(s for s in STAGES if s != stage)
+    assert allows(policy, "s3:PutObject", f"arn:aws:s3:::dynavera-{stage}-documents/uploads/u/c/d")
+    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::dynavera-{stage}-documents/chunks/c/d.jsonl.gz")
+    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::dynavera-{other}-documents/uploads/u/c/d")
+    for action in ("s3:GetObject", "s3:DeleteObject", "s3:ListBucket"):
+        assert not allows(policy, action, f"arn:aws:s3:::dynavera-{stage}-documents/uploads/u/c/d"), action
+    ingest = f"arn:aws:sqs:{REGION}:{ACCOUNT}:dynavera-{other}-ingest"
+    assert not allows(policy, "sqs:SendMessage", ingest)

@@ -34,7 +34,7 @@ class Stubbed:
 
     def __init__(self, answers: list[str] | None = None) -> None:
         session = boto3.Session(region_name=REGION, aws_access_key_id="k", aws_secret_access_key="s")
-        self.clients = {name: session.client(name) for name in ("cloudformation", "dynamodb", "apigateway")}
+        self.clients = {name: session.client(name) for name in ("cloudformation", "dynamodb", "apigateway", "s3")}
         self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
         self.change_sets: list[dict[str, Any]] = []
         self.asked: list[str] = []
@@ -98,6 +98,10 @@ class Stubbed:
                 "describe_table", "ResourceNotFoundException", f"Requested resource not found: Table: {name} not found"
             )
 
+    def bucket(self, name: str) -> None:
+        """A kept bucket's name that no bucket holds (yet)."""
+        self.stubs["s3"].add_client_error("head_bucket", "404", "Not Found", expected_params={"Bucket": name})
+
     def __enter__(self) -> Self:
         for stub in self.stubs.values():
             stub.activate()
@@ -119,6 +123,8 @@ RETAINED = {
     "ApiKeysTable": "api-keys",
     "UsageTable": "usage",
 }
+# Kept by the data stack too, and looked for, but not left by the teardown in this story.
+NOT_LEFT = {"CollectionsTable": "collections", "DocumentsTable": "documents"}
 
 # Kept tables that this test's teardown did not leave behind: the update creates them.
 NEW = ("ApiKeysTable", "UsageTable")
@@ -129,6 +135,9 @@ def test_deploy_after_a_teardown_imports_the_kept_tables_then_updates_with_the_r
         aws.no_stack()
         for logical_id, table in RETAINED.items():
             aws.table(f"dynavera-dev-{table}", exists=logical_id not in NEW)
+        for table in NOT_LEFT.values():
+            aws.table(f"dynavera-dev-{table}", exists=False)
+        aws.bucket("dynavera-dev-documents")
         kept = [("Import", i, "AWS::DynamoDB::Table") for i in ("AgentsTable", "ExecutionsTable", "EventsTable")]
         aws.change_set(kept)
         aws.executed("IMPORT_COMPLETE", {})

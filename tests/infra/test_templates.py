@@ -70,7 +70,7 @@ def test_ttl_is_declared_exactly_on_the_tables_whose_models_expire_rows() -> Non
 
 
 def test_tables_holding_history_have_point_in_time_recovery() -> None:
-    for name in ("AgentsTable", "ExecutionsTable", "EventsTable", "ApiKeysTable"):
+    for name in ("AgentsTable", "ExecutionsTable", "EventsTable", "ApiKeysTable", "CollectionsTable", "DocumentsTable"):
         props = template("data.yaml")["Resources"][name]["Properties"]
         assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, name
 
@@ -298,3 +298,47 @@ def test_the_runtime_task_gets_its_secret_from_the_store_and_the_stack_hands_it_
     assert "Name" not in secret, "a deleted secret's name stays taken; a stage may be deployed again"
     assert secret["GenerateSecretString"]["PasswordLength"] >= 16  # the runtime refuses shorter ones
     assert runtime["Outputs"]["RuntimeSecretArn"]["Value"] == "RuntimeSecret"
+
+
+def test_documents_bucket_is_private_encrypted_and_notifies_the_ingest_queue_of_uploads() -> None:
+    resources = template("data.yaml")["Resources"]
+    bucket = resources["DocumentsBucket"]
+    props = bucket["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values()) and len(props["PublicAccessBlockConfiguration"]) == 4
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (encryption,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (notification,) = props["NotificationConfiguration"]["QueueConfigurations"]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Queue"] == "IngestQueue.Arn"  # !GetAtt, as the template loader keeps it
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "uploads/"}]
+    # S3 checks at creation that it may send to the queue: the policy must exist first.
+    assert bucket["DependsOn"] == "IngestQueuePolicy"
+    (statement,) = resources["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (statement["Principal"], statement["Action"]) == ({"Service": "s3.amazonaws.com"}, "sqs:SendMessage")
+    assert "dynavera-${Stage}-documents" in json.dumps(statement["Condition"]["ArnEquals"])
+    (tls,) = resources["DocumentsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_documents_bucket_answers_the_console_origin_only_when_one_is_given() -> None:
+    cors = template("data.yaml")["Resources"]["DocumentsBucket"]["Properties"]["CorsConfiguration"]
+    condition, given, absent = cors  # !If, as the template loader keeps it
+    assert (condition, absent) == ("HasConsoleOrigin", "AWS::NoValue")
+    (rule,) = given["CorsRules"]
+    assert rule["AllowedMethods"] == ["POST"] and rule["AllowedOrigins"] == ["ConsoleOrigin"]
+
+
+def test_data_stack_makes_the_documents_bucket_and_the_ingest_queue(aws: Any, data_stack: dict[str, Any]) -> None:
+    from chalicelib.capacity import INGEST_VISIBILITY_TIMEOUT_SECONDS
+
+    stage, outputs = data_stack["stage"], data_stack["outputs"]
+    assert outputs["DocumentsBucketName"] == f"dynavera-{stage}-documents"
+    rules = aws("s3").get_bucket_encryption(Bucket=outputs["DocumentsBucketName"])["ServerSideEncryptionConfiguration"]
+    assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    sqs = aws("sqs")
+    url = sqs.get_queue_url(QueueName=outputs["IngestQueueName"])["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"] == outputs["IngestDeadLetterQueueArn"]
+    assert int(attributes["VisibilityTimeout"]) == INGEST_VISIBILITY_TIMEOUT_SECONDS
+    assert outputs["IngestQueueName"] == Settings.from_env({"DYNAVERA_STAGE": stage}).ingest_queue_name
