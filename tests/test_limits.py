@@ -6,9 +6,11 @@ gateway over HTTP and WebSocket, on the moto server; runs stay pending (no polle
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -21,7 +23,15 @@ from local.throttle import RateLimit
 from tests.conftest import Api, create_key, make_stack
 from tests.live import WsClient, wait_until
 
-SMALL = {"runs_in_flight": 2, "connections": 3, "subscribers_per_execution": 2, "agents": 2, "keys": 3}
+SMALL = {
+    "runs_in_flight": 2,
+    "connections": 3,
+    "subscribers_per_execution": 2,
+    "agents": 2,
+    "collections": 2,
+    "documents": 3,
+    "keys": 3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +61,16 @@ def used(api: Api, name: str) -> int:
     return api.get("/limits").json()["limits"][name]["used"]
 
 
+def fill_to_the_limit(api: Api, path: str, name: str, prefix: str) -> list[dict[str, Any]]:
+    """Make as many as the limit allows (named prefix-0, prefix-1, …), see one more refused and
+    the whole limit used; what was made."""
+    made = [api.post(path, json={"name": f"{prefix}-{i}"}) for i in range(SMALL[name] + 1)]
+    assert [answer.status_code for answer in made[:-1]] == [201] * SMALL[name]
+    assert_limited(made[-1], name)
+    assert used(api, name) == SMALL[name]
+    return [answer.json() for answer in made[:-1]]
+
+
 def test_limits_report_every_limit_with_the_callers_use(limited_stack: Stack) -> None:
     _, api = new_user(limited_stack)
     answer = api.get("/limits")
@@ -59,27 +79,88 @@ def test_limits_report_every_limit_with_the_callers_use(limited_stack: Stack) ->
     assert set(reported) == set(limits.PER_USER)
     assert reported["agents"] == {"limit": 2, "used": 0}
     assert reported["keys"] == {"limit": 3, "used": 1}
-    assert reported["documents"] == {"limit": limits.Limits().documents, "used": 0}
+    assert reported["documents"] == {"limit": 3, "used": 0}
     assert reported["subscribers_per_execution"]["limit"] == 2
     assert Api(limited_stack, None).get("/limits").status_code == 401
     assert api.get("/limits?agents=1").status_code == 400
 
 
-def test_agents_limit_refuses_one_more_until_one_is_deleted(limited_stack: Stack) -> None:
+@pytest.mark.parametrize(
+    ("path", "name", "id_field", "deleted", "again", "listed"),
+    [
+        ("/agents", "agents", "agent_id", 204, 404, 2),
+        # A deleted collection's row stays (deleting) until the indexer has removed its documents.
+        ("/collections", "collections", "collection_id", 202, 202, 3),
+    ],
+)
+def test_a_counted_limit_refuses_one_more_until_one_is_deleted(
+    limited_stack: Stack, path: str, name: str, id_field: str, deleted: int, again: int, listed: int
+) -> None:
     _, api = new_user(limited_stack)
-    made = [api.post("/agents", json={"name": f"a{i}"}).json()["agent_id"] for i in range(2)]
-    assert_limited(api.post("/agents", json={"name": "one too many"}), "agents")
-    assert used(api, "agents") == 2
-    assert api.delete(f"/agents/{made[0]}").status_code == 204
-    assert api.delete(f"/agents/{made[0]}").status_code == 404  # a second delete gives nothing back
-    assert used(api, "agents") == 1
-    assert api.post("/agents", json={"name": "again"}).status_code == 201
-    assert_limited(api.post("/agents", json={"name": "one too many"}), "agents")
+    first = fill_to_the_limit(api, path, name, "made")[0][id_field]
+    assert api.delete(f"{path}/{first}").status_code == deleted
+    assert api.delete(f"{path}/{first}").status_code == again  # a second delete gives nothing back
+    assert used(api, name) == SMALL[name] - 1
+    assert api.post(path, json={"name": "made-again"}).status_code == 201
+    assert_limited(api.post(path, json={"name": "one-more"}), name)
     # A refused create leaves nothing behind, and a bad body is a 400, not a slot taken.
-    assert len(api.get("/agents").json()["agents"]) == 2
+    assert len(api.get(path).json()[name]) == listed
     _, other = new_user(limited_stack)
-    assert other.post("/agents", json={"name": ""}).status_code == 400
-    assert used(other, "agents") == 0
+    assert other.post(path, json={"name": ""}).status_code == 400
+    assert used(other, name) == 0
+
+
+def test_a_taken_collection_name_holds_no_slot_and_a_deleted_ones_is_free(limited_stack: Stack) -> None:
+    _, api = new_user(limited_stack)
+    first = api.post("/collections", json={"name": "papers"}).json()["collection_id"]
+    assert api.post("/collections", json={"name": "papers"}).status_code == 409
+    assert used(api, "collections") == 1
+    assert api.delete(f"/collections/{first}").status_code == 202
+    assert api.post("/collections", json={"name": "papers"}).status_code == 201
+    assert used(api, "collections") == 1
+
+
+def new_document(api: Api, collection_id: str, tag: str) -> Any:
+    body = {"filename": f"{tag}.md", "size": 11, "sha256": hashlib.sha256(tag.encode()).hexdigest()}
+    return api.post(f"/collections/{collection_id}/documents", json=body)
+
+
+def test_documents_limit_counts_across_collections_until_a_document_or_its_collection_goes(
+    limited_stack: Stack,
+) -> None:
+    _, api = new_user(limited_stack)
+    first, second = (api.post("/collections", json={"name": n}).json()["collection_id"] for n in ("first", "second"))
+    one, two = (new_document(api, first, tag).json()["document"]["document_id"] for tag in ("one", "two"))
+    assert new_document(api, second, "three").status_code == 201
+    assert_limited(new_document(api, first, "four"), "documents")
+    # The same bytes again answer with their document: nothing new is held, so not refused.
+    assert new_document(api, first, "one").status_code == 200
+    assert api.delete(f"/collections/{first}/documents/{one}").status_code == 202
+    assert api.delete(f"/collections/{first}/documents/{one}").status_code == 202  # given back once
+    assert used(api, "documents") == 2
+    assert new_document(api, first, "four").status_code == 201
+    assert_limited(new_document(api, second, "five"), "documents")
+    # Deleting a collection gives back its documents not deleted already (two and four).
+    assert api.delete(f"/collections/{first}").status_code == 202
+    assert used(api, "documents") == 1 and used(api, "collections") == 1
+    assert api.delete(f"/collections/{first}/documents/{two}").status_code == 202  # its collection gave it back
+    assert used(api, "documents") == 1
+    assert new_document(api, first, "six").status_code == 409  # deleting, and nothing taken
+    assert [new_document(api, second, tag).status_code for tag in ("six", "seven")] == [201, 201]
+    assert_limited(new_document(api, second, "eight"), "documents")
+
+
+def test_concurrent_document_creates_never_pass_the_limit_together(limited_stack: Stack) -> None:
+    _, api = new_user(limited_stack)
+    collection_id = api.post("/collections", json={"name": "burst"}).json()["collection_id"]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda i: new_document(api, collection_id, f"burst-{i}"), range(6)))
+    assert sorted(answer.status_code for answer in answers) == [201] * 3 + [429] * 3
+    for answer in answers:
+        if answer.status_code == 429:
+            assert_limited(answer, "documents")
+    assert used(api, "documents") == 3
+    assert len(api.get(f"/collections/{collection_id}/documents").json()["documents"]) == 3
 
 
 def test_runs_in_flight_limit_refuses_on_rest_and_websocket_until_one_ends(limited_stack: Stack) -> None:
