@@ -1,4 +1,5 @@
-# Dynavera: `make run` starts the local stack, `make test` runs every test,
+# Dynavera: `make run` starts the local stack (its state kept in build/ until `make reset`),
+# `make test` runs every test,
 # `make deploy STAGE=… VPC_ID=… SUBNETS=…` rolls a stage out to AWS, `make destroy STAGE=…` removes it.
 # All install what is missing into .venv/ first.
 
@@ -9,12 +10,11 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 # `make deploy` needs only the Lambda's packages and the deploy tools, not the runtime's.
 DEPLOY_STAMP := $(VENV)/.deploy-installed
-RAG_DB := build/rag_db
 export PYTHONPATH := $(CURDIR)
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install deploy-tools checkov model corpus console console-test chromium run test lint bench clean deploy destroy stage
+.PHONY: install deploy-tools checkov model console console-test chromium run reset test lint bench clean deploy destroy stage
 
 install: $(STAMP)
 
@@ -50,9 +50,6 @@ $(CHECKOV): requirements-checkov.txt
 model: $(STAMP)
 	$(PY) -m mcp_container.setup_model
 
-corpus: $(STAMP)
-	$(PY) -m mcp_container.ingest mcp_container/corpus --collection fnirs --db $(RAG_DB)
-
 # The web console (console/): installed from its lock, rebuilt when a source is newer than the build.
 CONSOLE_MODULES := console/node_modules/.installed
 CONSOLE_BUILD := console/dist/index.html
@@ -81,8 +78,14 @@ chromium:
 	  else echo "No /usr/bin/chromium and no root to install it: the console's browser tests will be skipped."; fi; \
 	fi
 
-run: model corpus console
+# Keys, agents, executions, collections, documents and the index survive a restart (build/aws,
+# build/chroma); the demo corpus is uploaded through the API, unchanged files skipped.
+run: model console
 	$(PY) -m local.run
+
+# Drops that state (refused while `make run` runs); stdlib only, so no install first.
+reset:
+	$(PYTHON) -m local.state reset
 
 test: model console console-test chromium checkov
 	$(PY) -m pytest -q tests
@@ -90,7 +93,7 @@ test: model console console-test chromium checkov
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-bench: model corpus
+bench: model
 	$(PY) bench/run.py $(if $(FULL),--full)
 
 # DRY_RUN=1 prints every command and writes the final templates (build/deploy/STAGE/) without

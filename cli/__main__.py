@@ -1,14 +1,17 @@
-"""./dynavera: keys, agents, ask, ingest and bench, from a terminal; deploy and pick a stage."""
+"""./dynavera: keys, agents, ask, collections, upload and bench, from a terminal; deploy and pick a stage."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cli import stages
+from cli.api import Api, ApiError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_KEY_FILE = ROOT / "build" / "demo_api_key"
@@ -132,31 +135,28 @@ def use(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    import httpx
-
-    url = api_url().rstrip("/") + path
+@contextmanager
+def _session(args: argparse.Namespace) -> Iterator[Api]:
+    """The API with the caller's key; an error answer ends the command with its code and message."""
+    api = Api(api_url(), api_key(args))
     try:
-        response = httpx.request(
-            method, url, json=body, headers={"Authorization": f"Bearer {api_key(args)}"}, timeout=30
-        )
-    except httpx.HTTPError as err:
-        sys.exit(f"dynavera: cannot reach the API at {url}: {err}. Is 'make run' running, or the stage deployed?")
-    if response.status_code >= 400:
-        error = response.json().get("error", {}) if response.content else {}
-        sys.exit(f"dynavera: {response.status_code} {error.get('code', '')}: {error.get('message', response.text)}")
-    return response.json() if response.content else None
+        yield api
+    except ApiError as err:
+        sys.exit(f"dynavera: {err}")
+    finally:
+        api.close()
+
+
+def _api(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    with _session(args) as api:
+        return api.call(method, path, body)
 
 
 def agents_list(args: argparse.Namespace) -> int:
-    token = None
-    while True:
-        page = _api(args, "GET", "/agents?limit=100" + (f"&next_token={token}" if token else ""))
-        for agent in page["agents"]:
+    with _session(args) as api:
+        for agent in api.pages("/agents", "agents"):
             print(f"{agent['agent_id']}  {agent['name']}  ({agent['config'].get('collection')})")
-        token = page["next_token"]
-        if not token:
-            return 0
+    return 0
 
 
 def agents_create(args: argparse.Namespace) -> int:
@@ -174,13 +174,67 @@ def ask(args: argparse.Namespace) -> int:
     return ask_over_websocket(ws_url(), api_key(args), args.agent_id, args.question, as_json=args.json)
 
 
-def ingest(args: argparse.Namespace) -> int:
-    from mcp_container.ingest import main as ingest_main
+def _collection(args: argparse.Namespace, name_or_id: str) -> dict[str, Any]:
+    """A collection by its name (what users type) or its id."""
+    with _session(args) as api:
+        for collection in api.pages("/collections", "collections"):
+            if name_or_id in (collection["name"], collection["collection_id"]):
+                return collection
+    sys.exit(f"dynavera: no collection named {name_or_id!r}; see './dynavera collections list'.")
 
-    argv = [args.path, "--collection", args.collection]
-    if args.db:
-        argv += ["--db", args.db]
-    return ingest_main(argv)
+
+def collections_list(args: argparse.Namespace) -> int:
+    with _session(args) as api:
+        for c in api.pages("/collections", "collections"):
+            counts = f"{c['document_count']} documents, {c['chunk_count']} chunks"
+            print(f"{c['collection_id']}  {c['name']}  {c['status']}  {counts}")
+    return 0
+
+
+def collections_create(args: argparse.Namespace) -> int:
+    collection = _api(args, "POST", "/collections", {"name": args.name, "description": args.description or ""})
+    print(collection["collection_id"])
+    return 0
+
+
+def collections_show(args: argparse.Namespace) -> int:
+    collection = _collection(args, args.collection)
+    print(f"{collection['name']}  ({collection['collection_id']}, {collection['status']})")
+    if collection.get("description"):
+        print(f"  {collection['description']}")
+    print(f"  {collection['document_count']} documents, {collection['chunk_count']} chunks")
+    with _session(args) as api:
+        for d in api.pages(f"/collections/{collection['collection_id']}/documents", "documents"):
+            error = f"  {d['error']['code']}: {d['error']['message']}" if d.get("error") else ""
+            chunks = f"{d['chunks_done']}/{d['chunks_total']} chunks"
+            print(f"  {d['document_id']}  {d['filename']}  {d['status']}  {chunks}{error}")
+    return 0
+
+
+def collections_delete(args: argparse.Namespace) -> int:
+    collection = _collection(args, args.collection)
+    deleted = _api(args, "DELETE", f"/collections/{collection['collection_id']}")
+    print(f"{deleted['name']}: {deleted['status']} (its documents and chunks go)")
+    return 0
+
+
+def upload(args: argparse.Namespace) -> int:
+    from cli import upload as client
+    from cli.progress import ProgressLines
+
+    key = api_key(args)
+    try:
+        if not client.collect(args.paths):
+            sys.exit(f"dynavera: no .md, .txt or .pdf files in {', '.join(args.paths)}")
+        client.ensure_collection(api_url(), key, args.collection)
+        uploads = client.upload_paths(api_url(), key, args.collection, args.paths, progress=ProgressLines(sys.stdout))
+    except client.UploadError as err:
+        sys.exit(f"dynavera: {err}")
+    failed = [u for u in uploads if u.error]
+    done = len(uploads) - len(failed)
+    outcome = f"; {len(failed)} failed" if failed else "."
+    print(f"{done} of {len(uploads)} files indexed in {args.collection}{outcome}")
+    return 1 if failed else 0
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -239,7 +293,7 @@ def parser() -> argparse.ArgumentParser:
     new = agents.add_parser("create", help="create an agent; prints its id")
     new.add_argument("name")
     new.add_argument("--description")
-    new.add_argument("--collection", help="ChromaDB collection it answers from (default fnirs)")
+    new.add_argument("--collection", help="the name of your collection it answers from (default: none, no retrieval)")
     new.set_defaults(func=agents_create)
 
     question = commands.add_parser("ask", help="ask an agent; streams the answer over the WebSocket")
@@ -248,11 +302,31 @@ def parser() -> argparse.ArgumentParser:
     question.add_argument("--json", action="store_true", help="print the raw frames")
     question.set_defaults(func=ask)
 
-    docs = commands.add_parser("ingest", help="add a folder of .md, .txt and .pdf files to a collection")
-    docs.add_argument("path")
-    docs.add_argument("--collection", required=True)
-    docs.add_argument("--db", help="ChromaDB directory (default $DYNAVERA_RAG_DB or build/rag_db)")
-    docs.set_defaults(func=ingest)
+    collections = commands.add_parser("collections", help="your document collections").add_subparsers(
+        dest="collections_command", required=True
+    )
+    collections.add_parser("list", help="list your collections").set_defaults(func=collections_list)
+    made = collections.add_parser("create", help="create a collection; prints its id")
+    made.add_argument("name", help="3-63 letters, digits, '.', '_' or '-'")
+    made.add_argument("--description")
+    made.set_defaults(func=collections_create)
+    shown = collections.add_parser("show", help="a collection and its documents, with their status")
+    shown.add_argument("collection", help="its name or id")
+    shown.set_defaults(func=collections_show)
+    gone = collections.add_parser("delete", help="delete a collection, its documents and chunks")
+    gone.add_argument("collection", help="its name or id")
+    gone.set_defaults(func=collections_delete)
+
+    docs = commands.add_parser(
+        "upload",
+        help="upload files or folders (.md, .txt, .pdf) into a collection and watch them indexed",
+        description="The collection is created when you have none of that name. Files whose bytes the "
+        "collection holds already are not sent again; a file that fails is named with its code and the "
+        "others go on (exit status 1 when any failed).",
+    )
+    docs.add_argument("paths", nargs="+", metavar="PATH")
+    docs.add_argument("--collection", required=True, help="the collection's name")
+    docs.set_defaults(func=upload)
 
     commands.add_parser("bench", help="run the benchmarks and print their ratios").set_defaults(func=bench)
     return root

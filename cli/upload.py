@@ -179,7 +179,10 @@ def _follow(
 def _update(upload: FileUpload, document: dict[str, Any]) -> None:
     upload.document = document
     upload.document_id = document["document_id"]
-    upload.status = document["status"]
+    # The row reads awaiting_upload until the indexer has S3's notification; the bytes are sent,
+    # and a progress line going back from `uploaded` would say otherwise.
+    sent = upload.status == "uploaded" and document["status"] == "awaiting_upload"
+    upload.status = "uploaded" if sent else document["status"]
     upload.chunks_done = document.get("chunks_done") or 0
     upload.chunks_total = document.get("chunks_total") or 0
     upload.error = document.get("error")

@@ -1,5 +1,7 @@
 """The local AWS endpoint: whatever answers on 127.0.0.1:4566 (LocalStack), else a moto server
-started here; and the project's tables and queues created on it from infra/data.yaml."""
+started here; and the project's tables, queues and documents bucket created on it from
+infra/data.yaml, with what moto's CloudFormation leaves out (TTL, the bucket's notification)
+applied explicitly."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import yaml
 
 DATA_TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "data.yaml"
 DEFAULT_URL = "http://127.0.0.1:4566"
+UPLOADS_PREFIX = "uploads/"  # where contract.upload_key puts every original
 
 
 def aws_environment(endpoint_url: str, stage: str) -> dict[str, str]:
@@ -51,42 +54,66 @@ def answers(url: str) -> bool:
 
 
 class MotoServer:
-    """A moto server in a child process, on loopback only."""
+    """A moto server in a child process, on loopback only; with `state`, its data kept in that file."""
 
-    def __init__(self, url: str = DEFAULT_URL) -> None:
+    def __init__(self, url: str = DEFAULT_URL, state: Path | None = None, log_path: Path | None = None) -> None:
         self.url = url
+        self.state = state
+        self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         port = self.url.rsplit(":", 1)[1]
+        command = [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", port]
+        if self.state is not None:
+            command += ["--state", str(self.state)]
+        output = subprocess.DEVNULL
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            output = self.log_path.open("ab")
+        # A session of its own: a terminal's Ctrl-C stops the services first and leaves the
+        # endpoint to stop() last, so its final snapshot holds everything they wrote.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", port],
+            command,
             cwd=Path(__file__).resolve().parent.parent,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while not answers(self.url):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"The moto server did not start on {self.url}.")
+                raise RuntimeError(f"The moto server did not start on {self.url}{self._last_words()}.")
             time.sleep(0.1)
 
+    def _last_words(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(errors="replace").strip().splitlines()
+        return f": {lines[-1]}" if lines else ""
+
     def stop(self) -> None:
+        """Stop it (with state, after its last snapshot)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None
 
 
-def ensure_endpoint(url: str = DEFAULT_URL) -> MotoServer | None:
-    """Use the endpoint already answering at url, or start a moto server there (returned, to stop)."""
+def ensure_endpoint(
+    url: str = DEFAULT_URL, state: Path | None = None, log_path: Path | None = None
+) -> MotoServer | None:
+    """Use the endpoint already answering at url, or start a moto server there (returned, to stop).
+
+    Only a server started here keeps its data in `state`: LocalStack has its own persistence.
+    """
     if answers(url):
         return None
-    server = MotoServer(url)
+    server = MotoServer(url, state, log_path)
     server.start()
     return server
 
@@ -140,7 +167,29 @@ def provision(stage: str, endpoint_url: str, visibility_timeout: int | None = No
     _apply_indexes(stage, client("dynamodb", endpoint_url))
     _apply_ttl(stage, client("dynamodb", endpoint_url))
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if "DocumentsBucketName" in outputs and "IngestQueueName" in outputs:
+        notify_uploads(endpoint_url, outputs["DocumentsBucketName"], outputs["IngestQueueName"])
+    return outputs
+
+
+def notify_uploads(endpoint_url: str, bucket: str, queue_name: str) -> None:
+    """S3 ObjectCreated under uploads/ -> the ingest queue, as the template's bucket declares.
+
+    moto's CloudFormation does not apply a bucket's NotificationConfiguration, so it is put on
+    the endpoint here (idempotent). moto then sends an s3:TestEvent first and URL-encodes keys,
+    as S3 does; the indexer handles both.
+    """
+    sqs = client("sqs", endpoint_url)
+    queue_url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = {"FilterRules": [{"Name": "prefix", "Value": UPLOADS_PREFIX}]}
+    client("s3", endpoint_url).put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": rule}}]
+        },
+    )
 
 
 def _tables(stage: str) -> dict[str, dict[str, Any]]:

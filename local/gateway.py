@@ -315,7 +315,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Serve the Chalice app as API Gateway would.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--management-port", type=int, default=8002, help="the @connections API, on loopback only")
+    parser.add_argument("--management-port", type=int, default=8003, help="the @connections API, on loopback only")
     args = parser.parse_args()
     gateway = create_gateway(args.host, args.port, args.management_port)
     sockets = [_listen(args.host, args.port), _listen("127.0.0.1", args.management_port)]

@@ -1,4 +1,5 @@
-"""The whole local stack in one place: AWS endpoint, tables and queues, runtime, gateway, poller.
+"""The whole local stack in one place: AWS endpoint, tables, queues and bucket, the Chroma server,
+runtime, indexer, gateway, poller.
 
 `make run` runs it in the foreground; the integration tests start the same processes.
 """
@@ -22,6 +23,8 @@ from chalicelib.settings import Settings
 from local import endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
+CHROMA = Path(sys.executable).with_name("chroma")  # the venv's chromadb: the server matches the client
+CHROMA_PORT = 8002
 
 
 def free_port() -> int:
@@ -58,6 +61,9 @@ class Stack:
     # The runtime's secret, which the executor sends (DESIGN §6); one per stack unless given.
     runtime_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Where an embedded moto endpoint started by this stack keeps its data (make run); None: memory only.
+    aws_state: Path | None = None
+    chroma_url: str | None = None  # the shared store of the runtime and the indexer, once started
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     moto: endpoint.MotoServer | None = None
 
@@ -82,7 +88,14 @@ class Stack:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "POWERTOOLS_METRICS_NAMESPACE": "Dynavera", "PYTHONPATH": str(ROOT), **self.lambda_env}
+        store = {"DYNAVERA_CHROMA_URL": self.chroma_url} if self.chroma_url else {}
+        return {
+            **os.environ,
+            "POWERTOOLS_METRICS_NAMESPACE": "Dynavera",
+            "PYTHONPATH": str(ROOT),
+            **store,
+            **self.lambda_env,
+        }
 
     @property
     def settings(self) -> Settings:
@@ -91,16 +104,19 @@ class Stack:
 
     def start_aws(self) -> dict[str, str]:
         """The endpoint (reused if one answers) and this stage's tables and queues."""
-        self.moto = endpoint.ensure_endpoint(self.aws_url)
+        log_path = self.log_dir / "aws.log" if self.log_dir else None
+        self.moto = endpoint.ensure_endpoint(self.aws_url, self.aws_state, log_path)
         return endpoint.provision(self.stage, self.aws_url, self.visibility_timeout)
 
-    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, name: str, *args: str, env: dict[str, str] | None = None, program: str = sys.executable
+    ) -> subprocess.Popen[bytes]:
         output = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
-            [sys.executable, *args],
+            [program, *args],
             cwd=ROOT,
             env=env or self.env,
             stdout=output,
@@ -109,7 +125,7 @@ class Stack:
         self.processes.append(process)
         return process
 
-    def start_runtime(self, port: int | None = None, timeout: float = 120.0) -> None:
+    def start_runtime(self, port: int | None = None, timeout: float = 120.0) -> subprocess.Popen[bytes]:
         """The runtime on loopback, on `port` (default: runtime_url's, unless something sits between)."""
         port = port or int(self.runtime_url.rsplit(":", 1)[1])
         env = {
@@ -120,6 +136,22 @@ class Stack:
         }
         process = self.spawn("runtime", "-m", "mcp_container", env=env)
         wait_for(f"http://127.0.0.1:{port}/health", process, timeout, "The runtime")
+        return process
+
+    def start_chroma(self, path: Path, port: int = CHROMA_PORT, timeout: float = 60.0) -> None:
+        """The Chroma server on loopback, its data in `path`; the runtime and indexer started
+        after it use it (Chroma 1.x has no authentication: never bind it wider)."""
+        self.chroma_url = f"http://127.0.0.1:{port}"
+        process = self.spawn(
+            "chroma", "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port), program=str(CHROMA)
+        )
+        wait_for(f"{self.chroma_url}/api/v2/heartbeat", process, timeout, "The Chroma server")
+
+    def start_indexer(self) -> subprocess.Popen[bytes]:
+        """The indexer on this stage's ingest queue, writing to the Chroma server (start_chroma first)."""
+        if self.chroma_url is None:
+            raise RuntimeError("Start the Chroma server first: two processes never share an embedded store.")
+        return self.spawn("indexer", "-m", "mcp_container.indexer")
 
     def start_gateway(self, timeout: float = 30.0) -> None:
         process = self.spawn(

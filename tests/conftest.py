@@ -1,10 +1,12 @@
 """Real parts for the integration tests: the AWS endpoint on 127.0.0.1:4566 (reused, or a moto
-server started here), gateways and pollers as separate processes, each suite on its own stage."""
+server started here), gateways and pollers as separate processes, each suite on its own stage;
+and, for documents, a Chroma server, the indexer and a runtime of the stack's own."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,12 +71,21 @@ def make_stack(name: str, **kwargs: Any) -> Stack:
 
 @contextmanager
 def running_stack(
-    name: str, sweep_every: float = 60.0, poller_aws_url: str | None = None, **kwargs: Any
+    name: str, sweep_every: float = 60.0, poller_aws_url: str | None = None, store: Path | None = None, **kwargs: Any
 ) -> Iterator[Stack]:
-    """A stack of its own stage with its gateway and poller running, stopped however the block ends."""
+    """A stack of its own stage with its gateway and poller running, stopped however the block ends.
+
+    With `store`, also a Chroma server keeping its data there, the indexer and a runtime at the
+    stack's runtime_url, both on that server: documents uploaded through the API get indexed
+    and retrieved, as under `make run`.
+    """
     stack = make_stack(name, **kwargs)
     try:
         stack.start_aws()
+        if store is not None:
+            stack.start_chroma(store, port=free_port())
+            stack.start_indexer()
+            stack.start_runtime()
         stack.start_gateway()
         stack.start_poller(sweep_every=sweep_every, aws_url=poller_aws_url)
         yield stack
@@ -132,4 +143,17 @@ def runtime_down_stack(aws_endpoint: str) -> Iterator[Stack]:
     }
     runtime_url = f"http://127.0.0.1:{free_port()}"
     with running_stack("down", 0.5, aws_url=aws_endpoint, runtime_url=runtime_url, extra_env=extra_env) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def documents_stack(aws_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The documents path whole: API, S3 notification, indexer, Chroma server, runtime, executor."""
+    workdir = tmp_path_factory.mktemp("documents")
+    # The runtime and the indexer load the prepared model and embedder (a no-op once made).
+    subprocess.run([sys.executable, "-m", "mcp_container.setup_model"], cwd=ROOT, check=True, capture_output=True)
+    runtime_url = f"http://127.0.0.1:{free_port()}"
+    with running_stack(
+        "docs", aws_url=aws_endpoint, runtime_url=runtime_url, store=workdir / "chroma", log_dir=workdir / "logs"
+    ) as stack:
         yield stack

@@ -63,6 +63,7 @@ def test_a_folder_is_uploaded_to_s3_and_followed_until_indexed(api: DocumentsApi
     assert all(key.startswith("uploads/") and "nested" not in key and not key.endswith(".md") for key in stored)
     a_md = [(status, done) for name, status, done in seen if name == "a.md"]
     assert a_md[0] == ("uploaded", 0) and a_md[-1] == ("indexed", 3)
+    assert ("awaiting_upload", 0) not in a_md, "sent bytes never read as waiting for them again"
     assert ("embedding", 1) in a_md, "chunks_done is reported as it moves"
 
 
