@@ -123,12 +123,12 @@ def percentile(values: list[float], share: float) -> float:
 
 
 def bench_load(stack: Stack, key: str, agent_id: str, engine: Any, runtime_tap: Tap) -> dict[str, Any]:
-    from mcp_container.engine import AskConfig
+    from mcp_container.execution import parse_config
 
-    ask_config = AskConfig(**LOAD_CONFIG)
+    ask_config = parse_config(LOAD_CONFIG)
     started = time.monotonic()
     for query in LOAD_QUERIES:
-        passages = engine.retrieve(query, ask_config.collection, ask_config.top_k)
+        passages = engine.retrieve(query, ask_config.collection_id, ask_config.top_k)
         "".join(engine.generate(query, passages, ask_config))
     back_to_back = time.monotonic() - started
     runtime_tap.reset()
@@ -154,7 +154,7 @@ def bench_load(stack: Stack, key: str, agent_id: str, engine: Any, runtime_tap: 
 
 def in_process_run(engine: Any, ask_config: Any) -> tuple[float, float, str]:
     started = time.monotonic()
-    passages = engine.retrieve(QUERY, ask_config.collection, ask_config.top_k)
+    passages = engine.retrieve(QUERY, ask_config.collection_id, ask_config.top_k)
     generating = time.monotonic()
     answer = "".join(engine.generate(QUERY, passages, ask_config))
     ended = time.monotonic()
@@ -219,10 +219,12 @@ def bench_single(
     stack: Stack, key: str, api: httpx.Client, agent_id: str, engine: Any, aws_tap: Tap, runtime_tap: Tap
 ) -> dict[str, Any]:
     """One run at a time: overhead, first token, writes and stop, against the same work in-process."""
-    from mcp_container.engine import AskConfig
+    from mcp_container.execution import parse_config
 
     report: dict[str, Any] = {}
-    ask_config = AskConfig(**api.get(f"/agents/{agent_id}").json()["config"])
+    # As the runtime reads what the executor sends: the agent's config (its collection_id, once
+    # the executor resolves the collection's name, is what retrieval searches).
+    ask_config = parse_config(api.get(f"/agents/{agent_id}").json()["config"])
     ws_run(stack, key, agent_id, QUERY)  # warm both paths once
     in_process_run(engine, ask_config)
     platform, direct, deltas, writes, tokens = [], [], [], [], []
@@ -334,8 +336,12 @@ def main() -> int:
     if args.load_only or args.fairness_only:
         return 0
     print("\nRuntime benchmark:", flush=True)
-    runtime_bench = [sys.executable, str(ROOT / "bench" / "runtime_bench.py"), *(["--full"] if args.full else [])]
-    return subprocess.run(runtime_bench, check=False, cwd=ROOT).returncode
+    runtime_bench = [sys.executable, str(ROOT / "bench" / "runtime_bench.py")]
+    if subprocess.run(runtime_bench, check=False, cwd=ROOT).returncode:
+        return 1
+    print("\nStore benchmark:", flush=True)
+    store_bench = [sys.executable, str(ROOT / "bench" / "store_bench.py"), *(["--full"] if args.full else [])]
+    return subprocess.run(store_bench, check=False, cwd=ROOT).returncode
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ UNSUPPORTED_TYPE = "unsupported_type"
 NAME_TAKEN = "name_taken"
 IN_USE = "in_use"
 DELETING = "deleting"
+STORE_UNREACHABLE = "store_unreachable"  # the runtime's document store does not answer
 # Per-user limits (their numbers: chalicelib/limits.py): a refusal at one answers 429 with the
 # limit's own code; the request rate per API key at the edge answers RATE_LIMIT.
 PER_USER_LIMITS = (
@@ -83,6 +84,7 @@ HTTP_STATUS: dict[str, int] = {
     INTERNAL_ERROR: 500,
     UNAVAILABLE: 503,
     NOT_READY: 503,
+    STORE_UNREACHABLE: 503,
 }
 
 MAX_INPUT_BYTES = 32 * 1024
@@ -300,7 +302,23 @@ UPLOAD_EXPIRY_SECONDS = 3600
 # Ingest-queue messages besides S3's ObjectCreated notifications (which arrive URL-encoded, and
 # after an s3:TestEvent): the API asks the indexer to remove what it indexed.
 DELETE_DOCUMENT = "delete_document"  # {"action", "collection_id", "document_id"}
-DELETE_COLLECTION = "delete_collection"  # {"action", "collection_id"}
+# user_id lets the indexer delete the collection's row last, once its documents are gone.
+DELETE_COLLECTION = "delete_collection"  # {"action", "collection_id", "user_id"}
+# The runtime's /execute reads the collection to search from `config.collection_id`: the id of
+# the agent's collection (the executor resolves `config.collection`, a name), or null/absent
+# for an agent without one, answered from the question alone. The runtime never sees names.
+_COLLECTION_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def check_collection_id(value: Any) -> str | None:
+    """`config.collection_id` of /execute: a collection's uuid, or None for no retrieval."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _COLLECTION_ID.fullmatch(value):
+        raise ContractError(
+            "'config.collection_id' must be a collection id (a uuid) or null.", field="config.collection_id"
+        )
+    return value
 
 
 def chroma_collection_name(collection_id: str) -> str:

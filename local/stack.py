@@ -49,6 +49,16 @@ def wait_for(url: str, process: subprocess.Popen[bytes] | None, timeout: float, 
         time.sleep(0.1)
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @dataclass
 class Stack:
     stage: str = "dev"

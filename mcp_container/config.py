@@ -15,7 +15,6 @@ DEFAULT_EMBEDDER = Path("build/models/all-MiniLM-L6-v2.onnx")
 DEFAULT_RAG_DB = Path("build/rag_db")
 # The collection a request without one searches, until the runtime reads config.collection_id
 # from the executor (issue 15: agents name their own collections, or none).
-DEFAULT_COLLECTION = contract.DEMO_COLLECTION
 
 
 def minilm_folder() -> Path:
@@ -35,13 +34,14 @@ class Settings:
     model_path: Path = DEFAULT_MODEL
     embedder_path: Path = DEFAULT_EMBEDDER
     rag_db: Path = DEFAULT_RAG_DB
+    # The shared Chroma server; empty means the embedded store at `rag_db`.
+    chroma_url: str = ""
     host: str = "0.0.0.0"
     port: int = 8001
     # Executions allowed to wait behind the running one before /execute answers 429.
     queue_size: int = 4
     # None lets llama.cpp pick; ECS task sizes differ from laptops.
     n_threads: int | None = None
-    default_collection: str = DEFAULT_COLLECTION
     # The model's context window in tokens; the API refuses queries that might not fit it.
     context_tokens: int = contract.CONTEXT_TOKENS
     # What a caller must send as `Authorization: Bearer …` on every route but /health; the
@@ -49,6 +49,11 @@ class Settings:
     secret: str = ""
     # Browser origins allowed to call the runtime; none by default (its callers are servers).
     allowed_origins: frozenset[str] = frozenset()
+    # What the indexer reads and writes (DESIGN.md §7: names carry the stage).
+    collections_table: str = "dynavera-dev-collections"
+    documents_table: str = "dynavera-dev-documents"
+    documents_bucket: str = "dynavera-dev-documents"
+    ingest_queue: str = "dynavera-dev-ingest"
 
     def require_secret(self) -> str:
         if len(self.secret) < 16:
@@ -62,10 +67,12 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         threads = env.get("DYNAVERA_THREADS")
+        stage = env.get("DYNAVERA_STAGE", "dev")
         return cls(
             model_path=Path(env.get("DYNAVERA_MODEL", str(DEFAULT_MODEL))),
             embedder_path=Path(env.get("DYNAVERA_EMBEDDER", str(DEFAULT_EMBEDDER))),
             rag_db=Path(env.get("DYNAVERA_RAG_DB", str(DEFAULT_RAG_DB))),
+            chroma_url=env.get("DYNAVERA_CHROMA_URL", ""),
             host=env.get("DYNAVERA_RUNTIME_HOST", "0.0.0.0"),
             port=_int(env, "DYNAVERA_RUNTIME_PORT", 8001),
             queue_size=_int(env, "DYNAVERA_QUEUE_SIZE", 4),
@@ -75,6 +82,10 @@ class Settings:
             allowed_origins=frozenset(
                 o.strip() for o in env.get("DYNAVERA_ALLOWED_ORIGINS", "").split(",") if o.strip()
             ),
+            collections_table=env.get("COLLECTIONS_TABLE", f"dynavera-{stage}-collections"),
+            documents_table=env.get("DOCUMENTS_TABLE", f"dynavera-{stage}-documents"),
+            documents_bucket=env.get("DOCUMENTS_BUCKET", f"dynavera-{stage}-documents"),
+            ingest_queue=env.get("INGEST_QUEUE_NAME", f"dynavera-{stage}-ingest"),
         )
 
 

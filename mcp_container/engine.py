@@ -1,6 +1,6 @@
 """Retrieval and generation in one process: what /execute, the MCP tools and the benchmark all call.
 
-The engine holds the model, the embedder and the store, each loaded once.
+The engine holds the model and the embedder, each loaded once, and its handle on the shared store.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mcp_container.config import Settings
 from mcp_container.embedder import MiniLMEmbedder
 from mcp_container.llm import GenerationError, GenerationParams, Generator, GPT4AllGenerator, Usage
 from mcp_container.prompt import build_messages
-from mcp_container.rag import Passage, Store
+from mcp_container.store import Passage, Store
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,9 @@ CONTEXT_OVERFLOW = "context window"
 class AskConfig:
     """`config` of /execute and of an Agent (DESIGN.md §3), with the runtime's defaults."""
 
-    collection: str
+    # The collection to search (its id; the executor resolves the agent's collection name), or
+    # None: the model answers from the question alone.
+    collection_id: str | None = None
     system_prompt: str | None = None
     top_k: int = contract.NUMBERS["top_k"][2]
     max_tokens: int = contract.NUMBERS["max_tokens"][2]
@@ -48,35 +50,42 @@ class Engine:
             settings.model_path, n_threads=settings.n_threads, n_ctx=settings.context_tokens
         )
         self.embedder = MiniLMEmbedder(settings.embedder_path)
-        self.store: Store | None = None
+        self.store = Store.open(settings)
 
     def load(self) -> None:
-        """Load the model, the embedder and the store; the model loads beside the rest.
+        """Load the model and the embedder, and reach the store; the model loads beside the rest.
 
-        GPT4All loads in C without holding the GIL, so it overlaps the Python imports.
+        GPT4All loads in C without holding the GIL, so it overlaps the Python imports. A store
+        that does not answer yet is no reason not to start: /health says so, /execute answers
+        503 until it does.
         """
         with ThreadPoolExecutor(max_workers=1) as pool:
             model = pool.submit(self.generator.load)
             self.embedder.load()
-            self.store = Store(self.settings.rag_db)
+            reached = self.store.health()
             model.result()
         log.info(
-            "engine ready: model %s, embedder %s, store %s",
+            "engine ready: model %s, embedder %s, store %s (%s)",
             self.generator.name,
             self.embedder.name,
-            self.settings.rag_db,
+            self.store.where,
+            "ok" if reached else "unreachable",
         )
 
     def describe(self) -> dict[str, Any]:
         return {
             "model": self.generator.name,
             "embedder": self.embedder.name,
-            "collections": self._store().collection_names(),
+            "store": "ok" if self.store.health() else "unreachable",
         }
 
-    def retrieve(self, query: str, collection: str, top_k: int) -> list[Passage]:
+    def retrieve(self, query: str, collection_id: str | None, top_k: int) -> list[Passage]:
+        """The passages nearest the query, read from the store on every call: a document indexed
+        a moment ago by another process is found."""
+        if collection_id is None:
+            return []
         embedding = self.embedder.embed([query])[0]
-        return self._store().search(collection, embedding, top_k)
+        return self.store.search(collection_id, embedding, top_k)
 
     def generate(
         self,
@@ -112,8 +121,3 @@ class Engine:
                 continue
             return passages[:kept], itertools.chain([first], tokens)
         raise AssertionError("unreachable: the loop returns or raises at kept == 0")
-
-    def _store(self) -> Store:
-        if self.store is None:
-            raise RuntimeError("engine not loaded: call load() first")
-        return self.store

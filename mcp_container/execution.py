@@ -18,8 +18,8 @@ from typing import Any
 import contract
 from mcp_container.engine import AskConfig, Engine
 from mcp_container.llm import GenerationError, Usage
-from mcp_container.rag import Passage, UnknownCollection
 from mcp_container.scheduler import Job, Scheduler
+from mcp_container.store import Passage, StoreUnreachable
 
 Event = dict[str, Any]
 
@@ -45,7 +45,7 @@ class ExecuteRequest:
     trace: str = ""
 
     @classmethod
-    def parse(cls, body: Any, default_collection: str, headers: Mapping[str, str] | None = None) -> ExecuteRequest:
+    def parse(cls, body: Any, headers: Mapping[str, str] | None = None) -> ExecuteRequest:
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object")
         if "query" not in body:
@@ -58,7 +58,7 @@ class ExecuteRequest:
         return cls(
             execution_id=execution_id,
             query=query,
-            config=parse_config(body.get("config"), default_collection),
+            config=parse_config(body.get("config")),
             agent_id=agent_id if isinstance(agent_id, str) else None,
             trace=_trace(headers or {}),
         )
@@ -69,12 +69,20 @@ def _trace(headers: Mapping[str, str]) -> str:
     return " ".join(f"{name}={value}" for name, value in ids.items() if value)
 
 
-def parse_config(raw: Any, default_collection: str) -> AskConfig:
-    """The run's config checked against the shared contract, over its defaults."""
-    base = {**contract.default_config(), "collection": default_collection}
-    config = contract.check_config({} if raw is None else raw, base)
+def parse_config(raw: Any) -> AskConfig:
+    """The run's config checked against the shared contract, over its defaults.
+
+    The collection searched is `collection_id`, which the executor adds; the agent's
+    `collection` (a name) may come along and is checked, but names nothing here.
+    """
+    fields = {} if raw is None else raw
+    if not isinstance(fields, dict):
+        raise InvalidRequest("'config' must be an object.")
+    fields = dict(fields)
+    collection_id = contract.check_collection_id(fields.pop("collection_id", None))
+    config = contract.check_config(fields, contract.default_config())
     return AskConfig(
-        collection=config["collection"],
+        collection_id=collection_id,
         system_prompt=config["system_prompt"],
         top_k=config["top_k"],
         max_tokens=config["max_tokens"],
@@ -98,9 +106,10 @@ async def run_execution(
             return
         config = request.config
         log.info("execution %s: generating %s", job.execution_id, request.trace)
-        yield progress("retrieving", f"searching collection {config.collection!r}")
+        if config.collection_id is not None:
+            yield progress("retrieving", f"searching collection {config.collection_id}")
         started = time.perf_counter()
-        passages = await asyncio.to_thread(engine.retrieve, request.query, config.collection, config.top_k)
+        passages = await asyncio.to_thread(engine.retrieve, request.query, config.collection_id, config.top_k)
         retrieval_ms = _ms_since(started)
         yield progress("generating", f"answering from {len(passages)} passages")
         started = time.perf_counter()
@@ -117,7 +126,7 @@ async def run_execution(
             yield {"type": "cancelled"}
             return
         yield {"type": "result", "output": _output("".join(answer), passages, usage, retrieval_ms, _ms_since(started))}
-    except (UnknownCollection, GenerationError) as error:
+    except (StoreUnreachable, GenerationError) as error:
         yield {"type": "error", "message": str(error)}
     except Exception as error:  # the stream's last line must say what happened, not just stop
         log.exception("execution %s failed %s", job.execution_id, request.trace)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from contract import DEFAULT_SYSTEM_PROMPT
 from mcp_container.llm import Message
-from mcp_container.rag import Passage
+from mcp_container.store import Passage
 
 
 def build_messages(question: str, passages: Sequence[Passage], system_prompt: str | None = None) -> list[Message]:

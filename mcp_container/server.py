@@ -88,7 +88,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Guard:
             return JSONResponse({"status": "failed", "message": runtime.load_error}, status_code=503)
         if not runtime.ready:
             return JSONResponse({"status": "loading"}, status_code=503)
-        return JSONResponse({"status": "ok", **runtime.engine.describe()})
+        # 200 even when the store is unreachable: the load balancer must not replace a task for
+        # what no task can fix; /execute answers 503 meanwhile.
+        return JSONResponse({"status": "ok", **await asyncio.to_thread(runtime.engine.describe)})
 
     async def execute(request: Request) -> StreamingResponse | JSONResponse:
         if not runtime.ready:
@@ -101,9 +103,15 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Guard:
         except InvalidRequest as error:
             return refused_input(error)
         try:
-            execute_request = ExecuteRequest.parse(body, settings.default_collection, request.headers)
+            execute_request = ExecuteRequest.parse(body, request.headers)
         except InvalidRequest as error:
             return refused_input(error)
+        # Before any event, so the executor keeps the run pending and retries it with backoff.
+        if execute_request.config.collection_id is not None and not await asyncio.to_thread(
+            runtime.engine.store.health
+        ):
+            retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return error_response(contract.STORE_UNREACHABLE, "the document store cannot be reached", retry)
         try:
             job = runtime.scheduler.admit(execute_request.execution_id)
         except QueueFull as error:

@@ -11,15 +11,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 import contract
 from mcp_container.execution import ExecuteRequest, InvalidRequest, run_execution
-from mcp_container.rag import UnknownCollection
 from mcp_container.runtime import Runtime
 from mcp_container.scheduler import QueueFull
+from mcp_container.store import StoreUnreachable
 
 TOP_K = contract.NUMBERS["top_k"][2]
 
 
 def create_mcp_server(runtime: Runtime) -> MCPServer:
-    default_collection = runtime.engine.settings.default_collection
     server = MCPServer(
         "dynavera-runtime",
         instructions="Search Dynavera's document collections, or ask a question answered from them with sources.",
@@ -31,30 +30,30 @@ def create_mcp_server(runtime: Runtime) -> MCPServer:
 
     @server.tool()
     async def search_documents(
-        query: str, collection: str = default_collection, top_k: int = TOP_K
+        query: str, collection_id: str, top_k: int = TOP_K
     ) -> list[dict[str, Any]]:
-        """Find the passages of a document collection closest in meaning to the query."""
+        """Find the passages of a document collection (by its id) closest in meaning to the query."""
         require_ready()
         try:
             # The same bounds as /execute's query: an unbounded one would be embedded whole.
             contract.check_query(query)
-            contract.check_config({"collection": collection, "top_k": top_k}, contract.default_config())
+            contract.check_collection_id(collection_id)
+            contract.check_config({"top_k": top_k}, contract.default_config())
         except contract.ContractError as error:
             raise ToolError(str(error)) from None
         try:
-            passages = await asyncio.to_thread(runtime.engine.retrieve, query, collection, top_k)
-        except UnknownCollection as error:
+            passages = await asyncio.to_thread(runtime.engine.retrieve, query, collection_id, top_k)
+        except StoreUnreachable as error:
             raise ToolError(str(error)) from None
         return [p.to_dict() for p in passages]
 
     @server.tool()
-    async def ask(query: str, collection: str = default_collection) -> dict[str, Any]:
-        """Answer a question from a document collection; returns the answer and the passages it used."""
+    async def ask(query: str, collection_id: str | None = None) -> dict[str, Any]:
+        """Answer a question from a document collection (its id; none: from the question alone), with sources."""
         require_ready()
         try:
             request = ExecuteRequest.parse(
-                {"execution_id": f"mcp-{uuid.uuid4()}", "query": query, "config": {"collection": collection}},
-                default_collection,
+                {"execution_id": f"mcp-{uuid.uuid4()}", "query": query, "config": {"collection_id": collection_id}}
             )
             job = runtime.scheduler.admit(request.execution_id)
         except (InvalidRequest, QueueFull) as error:

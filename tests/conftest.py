@@ -19,7 +19,7 @@ import pytest
 from local import endpoint
 from local.stack import Stack, free_port
 
-pytest_plugins = ["tests.fixtures.runtime"]
+pytest_plugins = ["tests.fixtures.chroma", "tests.fixtures.runtime"]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.runtime import FNIRS_COLLECTION_ID
+
 
 @dataclass
 class EventStream:
@@ -56,6 +58,8 @@ class EventStream:
 
 
 def start_execution(client: httpx.Client, query: str, **config: Any) -> EventStream:
+    """/execute on the demo collection unless `collection_id` says otherwise (None: no retrieval)."""
+    config.setdefault("collection_id", FNIRS_COLLECTION_ID)
     execution_id = str(uuid.uuid4())
     body = {
         "execution_id": execution_id,

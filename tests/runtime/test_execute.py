@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,10 @@ def wait_until_released(client: httpx.Client, execution_id: str, within: float) 
         time.sleep(0.05)
 
 
-def test_health_names_model_embedder_and_demo_collection(client: httpx.Client) -> None:
+def test_health_names_model_embedder_and_store(client: httpx.Client) -> None:
     health = client.get("/health").json()
-    assert health["status"] == "ok"
+    assert health == {"status": "ok", "model": health["model"], "embedder": "all-MiniLM-L6-v2", "store": "ok"}
     assert health["model"].endswith(".gguf")
-    assert health["embedder"] == "all-MiniLM-L6-v2"
-    assert "fnirs" in health["collections"]
 
 
 def test_execute_streams_tokens_then_an_answer_citing_demo_documents(client: httpx.Client) -> None:
@@ -80,6 +79,9 @@ def test_execute_uses_system_prompt_top_k_and_defaults(client: httpx.Client) -> 
         (b'{"query": "x", "config": {"top_k": 0}}', "validation_error"),
         (b'{"query": "x", "config": {"temperature": "hot"}}', "validation_error"),
         (b'{"query": "x", "config": []}', "validation_error"),
+        (b'{"query": "x", "config": {"collection_id": "fnirs"}}', "validation_error"),
+        (b'{"query": "x", "config": {"collection_id": "../../c-0f0f"}}', "validation_error"),
+        (b'{"query": "x", "config": {"collection_id": 7}}', "validation_error"),
     ],
 )
 def test_bad_bodies_get_400_with_a_reason(client: httpx.Client, body: bytes, code: str) -> None:
@@ -89,11 +91,34 @@ def test_bad_bodies_get_400_with_a_reason(client: httpx.Client, body: bytes, cod
     assert answer.json()["error"]["message"]
 
 
-def test_unknown_collection_ends_with_an_error_event_naming_it(client: httpx.Client) -> None:
-    stream = start_execution(client, "What is fNIRS?", collection="no-such-docs")
-    last = stream.rest()[-1]
-    assert last["type"] == "error"
-    assert "no-such-docs" in last["message"] and "ingest" in last["message"]
+def test_without_a_collection_the_model_answers_from_the_question_alone(client: httpx.Client) -> None:
+    events = start_execution(client, "What is fNIRS?", collection_id=None, max_tokens=4).rest()
+    assert [e["stage"] for e in events if e["type"] == "progress"] == ["generating"]
+    assert events[-1]["type"] == "result" and events[-1]["output"]["sources"] == []
+
+
+def test_a_collection_with_nothing_indexed_yet_answers_without_passages(client: httpx.Client) -> None:
+    events = start_execution(client, "What is fNIRS?", collection_id=str(uuid.uuid4()), max_tokens=4).rest()
+    assert events[-1]["type"] == "result" and events[-1]["output"]["sources"] == []
+
+
+def test_a_document_indexed_after_the_runtime_started_is_found_on_the_next_query(
+    client: httpx.Client, runtime: Any
+) -> None:
+    from mcp_container.config import Settings
+    from mcp_container.embedder import MiniLMEmbedder
+    from mcp_container.indexer import embed_chunks
+    from mcp_container.store import Store
+
+    collection_id = str(uuid.uuid4())
+    query = "Which instrument did the Zanzibar lab calibrate?"
+    config = {"collection_id": collection_id, "top_k": 2, "max_tokens": 2}
+    assert start_execution(client, query, **config).rest()[-1]["output"]["sources"] == []
+    settings = Settings.from_env(runtime.env)
+    text = "The Zanzibar lab calibrated its NIRSport 2 instrument every Monday."
+    embed_chunks(Store.open(settings), MiniLMEmbedder(settings.embedder_path), collection_id, "doc-z", "lab.md", [text])
+    sources = start_execution(client, query, **config).rest()[-1]["output"]["sources"]
+    assert [(s["chunk_id"], s["source"], s["text"]) for s in sources] == [("doc-z:0", "lab.md", text)]
 
 
 def test_cancel_mid_generation_ends_the_stream_with_cancelled_within_1_5_s(client: httpx.Client) -> None:
@@ -149,13 +174,13 @@ def test_execute_gives_the_same_tokens_as_the_engine_in_process(client: httpx.Cl
     from mcp_container.engine import AskConfig, Engine
 
     query = "How does fNIRS compare with EEG?"
-    config = AskConfig(collection="fnirs", max_tokens=12, temperature=0)
+    config = AskConfig(collection_id=runtime.collection_id, max_tokens=12, temperature=0)
     events = start_execution(client, query, max_tokens=12, temperature=0).rest()
     over_http = [e["text"] for e in events if e["type"] == "token"]
 
     engine = Engine(Settings.from_env(runtime.env))
     engine.load()
-    passages = engine.retrieve(query, config.collection, config.top_k)
+    passages = engine.retrieve(query, config.collection_id, config.top_k)
     assert [p.chunk_id for p in passages] == [s["chunk_id"] for s in events[-1]["output"]["sources"]]
     assert list(engine.generate(query, passages, config)) == over_http
 
@@ -171,8 +196,8 @@ def test_passages_beyond_the_models_context_are_dropped_and_the_answer_still_com
 
     engine = Engine(replace(Settings.from_env(runtime.env), context_tokens=1024))
     engine.load()
-    config = AskConfig(collection="fnirs", top_k=20, max_tokens=8, temperature=0)
-    passages = engine.retrieve("What is fNIRS?", "fnirs", 20)
+    config = AskConfig(collection_id=runtime.collection_id, top_k=20, max_tokens=8, temperature=0)
+    passages = engine.retrieve("What is fNIRS?", runtime.collection_id, 20)
     kept, tokens = engine.fit("What is fNIRS?", passages, config, threading.Event(), Usage())
     assert 0 < len(kept) < len(passages) and kept == passages[: len(kept)]
     assert "".join(tokens).strip()

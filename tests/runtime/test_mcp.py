@@ -11,6 +11,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 import contract
+from tests.fixtures.runtime import FNIRS_COLLECTION_ID
 
 
 async def _list_and_search(url: str, secret: str) -> tuple[set[str], Any]:
@@ -18,7 +19,7 @@ async def _list_and_search(url: str, secret: str) -> tuple[set[str], Any]:
     async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
         tools = await client.list_tools()
         found = await client.call_tool(
-            "search_documents", {"query": "motion artefacts", "collection": "fnirs", "top_k": 2}
+            "search_documents", {"query": "motion artefacts", "collection_id": FNIRS_COLLECTION_ID, "top_k": 2}
         )
         return {tool.name for tool in tools.tools}, found
 
@@ -36,7 +37,8 @@ def test_mcp_client_lists_the_tools_and_gets_search_results(runtime: Any) -> Non
 async def _search(url: str, secret: str, query: Any) -> Any:
     http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}"})
     async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
-        return await client.call_tool("search_documents", {"query": query, "collection": "fnirs", "top_k": 1})
+        arguments = {"query": query, "collection_id": FNIRS_COLLECTION_ID, "top_k": 1}
+        return await client.call_tool("search_documents", arguments)
 
 
 @pytest.mark.parametrize(
