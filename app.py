@@ -8,8 +8,21 @@ from typing import Any
 from chalice import Chalice, CORSConfig, Rate, Response
 from chalice.app import Request, SQSEvent, WebsocketAPI, WebsocketEvent
 
-from chalicelib import agents, auth, capacity, collections, documents, executor, runs, telemetry, validation, websocket
-from chalicelib.errors import DynaveraError, error_body, error_response, normalise_response
+from chalicelib import (
+    agents,
+    auth,
+    capacity,
+    collections,
+    documents,
+    executor,
+    keys,
+    runs,
+    telemetry,
+    usage,
+    validation,
+    websocket,
+)
+from chalicelib.errors import DynaveraError, error_response, normalise_response
 from chalicelib.settings import Settings
 from chalicelib.wiring import wire
 
@@ -145,6 +158,25 @@ def stop_execution(execution_id: str) -> Response:
     return Response(runs.stop(_user(), execution_id).to_api(), status_code=202)
 
 
+@app.route("/limits", methods=["GET"])
+def get_limits() -> dict[str, Any]:
+    return {"limits": usage.report(_user())}
+
+
+@app.route("/keys", methods=["GET"])
+def list_keys() -> dict[str, Any]:
+    return {"keys": [row.to_api() for row in keys.list_keys(_user())]}
+
+
+@app.route("/keys", methods=["POST"])
+def create_key() -> Response:
+    return Response(keys.create(_user(), _body()), status_code=201)
+
+
+@app.route("/keys/{key_id}", methods=["DELETE"])
+def revoke_key(key_id: str) -> Response:
+    keys.revoke(keys.find(key_id, _user()))
+    return Response("", status_code=204)
 @app.route("/collections", methods=["GET"])
 def list_collections() -> dict[str, Any]:
     params = _params()
@@ -196,7 +228,8 @@ def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
     try:
         websocket.connect(event.connection_id, token, event.domain_name, event.stage)
     except DynaveraError as err:
-        return {"statusCode": 401, "body": json.dumps(error_body(err.code, err.message))}
+        refused = error_response(err)  # 401, or 429 with Retry-After at the connections limit
+        return {"statusCode": refused.status_code, "headers": refused.headers, "body": json.dumps(refused.body)}
     return {"statusCode": 200}
 
 

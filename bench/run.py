@@ -5,7 +5,9 @@
 --full runs the runtime's retrieval and ingestion figures on 10,000 chunks instead of 1,500.
 
 Needs the prepared model and the demo collection (make model corpus); starts its own stack
-on a stage of its own, reusing the AWS endpoint on 127.0.0.1:4566 or starting moto there.
+on a stage of its own, reusing the AWS endpoint on 127.0.0.1:4566 (or $AWS_ENDPOINT_URL) or
+starting moto there. Besides the load figures: another user's first token while one user
+holds a backlog of runs (the run queue's fair share).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from local.stack import Stack, free_port
 QUERY = "Explain in detail how fNIRS measures brain activity, and what limits it."
 CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 200, "temperature": 0}
 RUNS = 5
+BACKLOG = 50
 LOAD_CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 24, "temperature": 0}
 LOAD_QUERIES = [
     f"{q} ({n})" for n, q in enumerate(["What is fNIRS?", "What limits fNIRS?", "What is HbO?", "What is HbR?"] * 4)
@@ -84,6 +87,7 @@ def ws_run(stack: Stack, key: str, agent_id: str, query: str, stop_after_first_t
                 return {
                     "wall": ended - started,
                     "first_token": first_token,
+                    "to_first_token": first_token - started if first_token else None,
                     "stop_latency": ended - stop_sent if stop_sent else None,
                     "frame": frame,
                     "execution_id": execution_id,
@@ -159,13 +163,55 @@ def in_process_run(engine: Any, ask_config: Any) -> tuple[float, float, str]:
 
 def bench_rest(api: httpx.Client, agent_id: str) -> dict[str, Any]:
     scratch = api.post("/agents", json={"name": "scratch"}).json()["agent_id"]
-    return {
+    started: list[str] = []
+
+    def start() -> httpx.Response:
+        response = api.post(f"/agents/{scratch}/executions", json={"input_data": {"query": "x"}})
+        started.append(response.json()["execution_id"])
+        return response
+
+    report = {
         "GET /agents/{id} via gateway (ms, median of 50)": round(
             median_ms(lambda: api.get(f"/agents/{agent_id}"), 50), 1
         ),
-        "POST /agents/{id}/executions via gateway (ms, median of 50)": round(
-            median_ms(lambda: api.post(f"/agents/{scratch}/executions", json={"input_data": {"query": "x"}}), 50), 1
+        "POST /agents/{id}/executions via gateway (ms, median of 50)": round(median_ms(start, 50), 1),
+    }
+    # Never run: stopped, so they hold none of the user's runs in flight.
+    for execution_id in started:
+        api.post(f"/executions/{execution_id}/stop")
+    return report
+
+
+def bench_fairness(
+    stack: Stack, quiet_key: str, quiet_agent: str, noisy: httpx.Client, tries: int = 5
+) -> dict[str, Any]:
+    """Another user's first token while one user holds a backlog of BACKLOG runs (DESIGN §5: it
+    waits behind what the runtime holds, never behind the backlog)."""
+    from chalicelib.capacity import RUNTIME_QUEUE_SIZE
+
+    alone = [ws_run(stack, quiet_key, quiet_agent, "What is fNIRS?") for _ in range(3)]
+    run_time = statistics.median(r["wall"] for r in alone)
+    noisy_agent = noisy.post("/agents", json={"name": "noisy", "config": LOAD_CONFIG}).json()["agent_id"]
+    backlog: list[str] = []
+    waits = []
+    try:
+        for _ in range(tries):
+            in_flight = noisy.get("/limits").json()["limits"]["runs_in_flight"]["used"]
+            for _ in range(BACKLOG - in_flight):
+                body = {"input_data": {"query": "What is HbO?"}}
+                backlog.append(noisy.post(f"/agents/{noisy_agent}/executions", json=body).json()["execution_id"])
+            run = ws_run(stack, quiet_key, quiet_agent, "What is fNIRS?")
+            waits.append(run["to_first_token"])
+    finally:
+        for execution_id in backlog:
+            noisy.post(f"/executions/{execution_id}/stop")
+    bound = (RUNTIME_QUEUE_SIZE + 1) * run_time
+    return {
+        f"another user's run alone, {LOAD_CONFIG['max_tokens']} tokens (s, median of 3)": round(run_time, 2),
+        f"its first token behind a {BACKLOG}-run backlog of one user (s, p50 / p95 of {tries})": (
+            round(percentile(waits, 0.5), 2), round(percentile(waits, 0.95), 2)
         ),
+        "  p95 / (runtime queue + 1) run-times (goal <= 1)": round(percentile(waits, 0.95) / bound, 2),
     }
 
 
@@ -224,13 +270,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Dynavera's benchmarks (DESIGN §10).")
     parser.add_argument("--full", action="store_true", help="the runtime's figures on 10,000 chunks, not 1,500")
     parser.add_argument("--load-only", action="store_true", help="only the throughput under load")
+    parser.add_argument("--fairness-only", action="store_true", help="only another user's first token behind a backlog")
     args = parser.parse_args()
     report: dict[str, Any] = {}
     imports = import_app_ms()
     report["import app (ms, median of 7)"] = round(statistics.median(imports), 1)
 
-    aws_server = endpoint.ensure_endpoint(endpoint.DEFAULT_URL)
-    aws_tap = Tap(int(endpoint.DEFAULT_URL.rsplit(":", 1)[1]))
+    # The AWS endpoint the environment names (DESIGN §7), so a bench can run beside other stacks.
+    aws_url = os.environ.get("AWS_ENDPOINT_URL") or endpoint.DEFAULT_URL
+    aws_server = endpoint.ensure_endpoint(aws_url)
+    aws_tap = Tap(int(aws_url.rsplit(":", 1)[1]))
     runtime_port = free_port()
     runtime_tap = Tap(runtime_port)
     stack = Stack(
@@ -247,15 +296,15 @@ def main() -> int:
         report["runtime healthy after start (s)"] = round(time.monotonic() - started, 2)
         stack.start_gateway()
 
-        from chalicelib.auth import create_api_key
+        from chalicelib.keys import create_api_key
         from chalicelib.wiring import wire
 
         wire(stack.settings)
 
-        key = create_api_key("bench")
+        key, _ = create_api_key("bench", "bench")
         api = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"})
         agent_id = api.post("/agents", json={"name": "bench", "config": CONFIG}).json()["agent_id"]
-        if not args.load_only:
+        if not (args.load_only or args.fairness_only):
             report.update(bench_rest(api, agent_id))
         # The poller starts after the REST figures, and the runs they queued are dropped unrun.
         sqs = endpoint.client("sqs", aws_tap.url)
@@ -267,10 +316,15 @@ def main() -> int:
 
         engine = Engine(Settings.from_env({**os.environ, "DYNAVERA_RAG_DB": str(ROOT / "build" / "rag_db")}))
         engine.load()
-        if not args.load_only:
+        if not (args.load_only or args.fairness_only):
             report.update(bench_single(stack, key, api, agent_id, engine, aws_tap, runtime_tap))
         load_agent = api.post("/agents", json={"name": "load", "config": LOAD_CONFIG}).json()["agent_id"]
-        report.update(bench_load(stack, key, load_agent, engine, runtime_tap))
+        if not args.fairness_only:
+            report.update(bench_load(stack, key, load_agent, engine, runtime_tap))
+        if not args.load_only:
+            noisy_key, _ = create_api_key("bench-noisy", "bench")
+            noisy = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {noisy_key}"}, timeout=30)
+            report.update(bench_fairness(stack, key, load_agent, noisy))
     finally:
         stack.stop()
         if aws_server is not None:
@@ -279,7 +333,7 @@ def main() -> int:
     width = max(len(k) for k in report)
     for name, value in report.items():
         print(f"{name:<{width}}  {value}")
-    if args.load_only:
+    if args.load_only or args.fairness_only:
         return 0
     print("\nRuntime benchmark:", flush=True)
     runtime_bench = [sys.executable, str(ROOT / "bench" / "runtime_bench.py")]

@@ -6,7 +6,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import collections, validation
+from chalicelib import collections, usage, validation
 from chalicelib.clock import new_id, now_iso
 from chalicelib.errors import Conflict, Invalid, NotFound
 from chalicelib.models import Agent, conditional
@@ -29,8 +29,13 @@ def create(user_id: str, body: dict[str, Any]) -> Agent:
         created_at=stamp,
         updated_at=stamp,
     )
-    with conditional():
-        agent.save(condition=Agent.agent_id.does_not_exist())
+    usage.acquire(user_id, "agents")
+    try:
+        with conditional():
+            agent.save(condition=Agent.agent_id.does_not_exist())
+    except Exception:
+        usage.release(user_id, "agents")
+        raise
     return agent
 
 
@@ -70,3 +75,5 @@ def delete(user_id: str, agent_id: str) -> None:
     agent = get(user_id, agent_id)
     with conditional(NotFound(f"Agent {agent.agent_id} not found.")):
         agent.delete(condition=Agent.user_id == user_id)
+    # Only the delete that removed the agent gets here: a second one is NotFound above.
+    usage.release(user_id, "agents")

@@ -1,48 +1,58 @@
-"""API keys: created for a user, stored only as their sha256, resolved back to the user."""
+"""API keys resolved to their user: stored only as their sha256, looked up by that hash.
+
+A warm container remembers a key for a few seconds, not longer: a revoked key must be refused
+on REST within 5 s, and every WebSocket frame re-checks the key its connection opened with.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
+from datetime import timedelta
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.clock import now_iso
+from chalicelib.clock import iso, now, now_iso
 from chalicelib.errors import Unauthorized
-from chalicelib.models import ApiKey
+from chalicelib.models import ApiKey, conditional
 
 KEY_PREFIX = "dv_"
-_CACHE_SECONDS = 60.0
-# A warm container resolves a key once a minute, not once a request.
+CACHE_SECONDS = 3.0
+# last_used_at is a day-to-day hint for the owner, written at most once a minute per key.
+LAST_USED_EVERY = timedelta(minutes=1)
 _cache: dict[str, tuple[str, float]] = {}
 
 
-def _digest(key: str) -> str:
+def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_api_key(user_id: str) -> str:
-    if not user_id or len(user_id) > 128:
-        raise ValueError("A user id is 1-128 characters.")
-    key = KEY_PREFIX + secrets.token_urlsafe(32)
-    ApiKey(_digest(key), user_id=user_id, created_at=now_iso()).save()
-    return key
+def user_for_digest(key_hash: str) -> str:
+    """The user of the key with this hash; Unauthorized once the key is revoked."""
+    cached = _cache.get(key_hash)
+    if cached and cached[1] > time.monotonic():
+        return cached[0]
+    try:
+        row = ApiKey.get(key_hash)
+    except DoesNotExist as err:
+        raise Unauthorized("The API key is not valid.") from err
+    if (row.last_used_at or "") < iso(now() - LAST_USED_EVERY):
+        # Conditional: an update racing a revocation must not write the key back.
+        with conditional(Unauthorized("The API key is not valid.")):
+            row.update(actions=[ApiKey.last_used_at.set(now_iso())], condition=ApiKey.key_hash.exists())
+    _cache[key_hash] = (row.user_id, time.monotonic() + CACHE_SECONDS)
+    return row.user_id
+
+
+def forget(key_hash: str) -> None:
+    """Drop a revoked key from this container's memory at once (others forget it by expiry)."""
+    _cache.pop(key_hash, None)
 
 
 def user_for_key(key: str | None) -> str:
     if not key:
         raise Unauthorized("An API key is required.")
-    digest = _digest(key)
-    cached = _cache.get(digest)
-    if cached and cached[1] > time.monotonic():
-        return cached[0]
-    try:
-        user_id = ApiKey.get(digest).user_id
-    except DoesNotExist as err:
-        raise Unauthorized("The API key is not valid.") from err
-    _cache[digest] = (user_id, time.monotonic() + _CACHE_SECONDS)
-    return user_id
+    return user_for_digest(digest(key))
 
 
 def user_for_header(authorization: str | None) -> str:

@@ -4,6 +4,9 @@ owner only, and the one place an agent's collection name becomes a collection id
 A name is claimed by a conditional put beside its collection (models.CollectionName), in the
 same transaction, so two creates with one name cannot both win. Deleting frees the name at
 once and asks the indexer to remove the documents, their chunks and finally the row.
+
+Each collection counts against the user's `collections` limit from its create until its delete;
+the delete also gives back its documents still counted against `documents` (chalicelib.usage).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from pynamodb.exceptions import DoesNotExist
 from pynamodb.transactions import TransactWrite
 
 import contract
-from chalicelib import aws, validation
+from chalicelib import aws, usage, validation
 from chalicelib.clock import new_id, now_iso
 from chalicelib.errors import Conflict, Invalid, NotFound, Unavailable
-from chalicelib.models import Agent, Collection, CollectionName, conditional
+from chalicelib.models import Agent, Collection, CollectionName, Document, conditional
 from chalicelib.pagination import query_page
 
 # A collection's statuses: in use, then on its way out (its documents and chunks going).
@@ -31,9 +34,14 @@ def create(user_id: str, body: dict[str, Any]) -> Collection:
     collection = Collection(user_id, new_id(), **fields, status=ACTIVE, created_at=stamp, updated_at=stamp)
     claim = CollectionName(user_id, CollectionName.claim_of(fields["name"]), target_id=collection.collection_id)
     taken = Conflict(f"You already have a collection named {fields['name']!r}.", contract.NAME_TAKEN, "name")
-    with conditional(taken), TransactWrite(connection=aws.dynamodb()) as transaction:
-        transaction.save(claim, condition=CollectionName.claim.does_not_exist())
-        transaction.save(collection, condition=Collection.collection_id.does_not_exist())
+    usage.acquire(user_id, "collections")
+    try:
+        with conditional(taken), TransactWrite(connection=aws.dynamodb()) as transaction:
+            transaction.save(claim, condition=CollectionName.claim.does_not_exist())
+            transaction.save(collection, condition=Collection.collection_id.does_not_exist())
+    except Exception:
+        usage.release(user_id, "collections")
+        raise
     return collection
 
 
@@ -85,6 +93,9 @@ def delete(user_id: str, collection_id: str) -> Collection:
                 contract.IN_USE,
             )
         _mark_deleting(collection)
+        # Only the delete whose transaction marked it gets here: a repeated one sees it deleting.
+        usage.release(user_id, "collections")
+        usage.release(user_id, "documents", _documents_counted(collection))
     queue_removal({"action": contract.DELETE_COLLECTION, "collection_id": collection.collection_id, "user_id": user_id})
     return collection
 
@@ -99,6 +110,17 @@ def queue_removal(message: dict[str, str]) -> None:
 
 def _agents_naming(user_id: str, name: str) -> list[str]:
     return [agent.agent_id for agent in Agent.by_owner.query(user_id) if agent.config.get("collection") == name]
+
+
+def _documents_counted(collection: Collection) -> int:
+    """Its documents still counted against the user's limit: all but those deleted one by one,
+    which gave theirs back. Read after the collection is marked deleting, and consistently: no
+    document is added or marked deleting once it is (documents.create and documents.delete
+    both check that the collection is active in their transaction), so none is missed or
+    given back twice."""
+    return Document.count(
+        collection.collection_id, filter_condition=Document.status != contract.DELETING, consistent_read=True
+    )
 
 
 def _mark_deleting(collection: Collection) -> None:

@@ -5,6 +5,9 @@ whose upload or indexing never finished.
 
 The key of an upload is made of ids (contract.upload_key) and fixed in the POST's signed
 policy, with the size range the client declared: a client cannot choose where its bytes land.
+
+Each document counts against the user's `documents` limit (across their collections) from its
+create until its delete, or its collection's (chalicelib.usage).
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
+from pynamodb.expressions.condition import Condition
 from pynamodb.transactions import TransactWrite
 
 import contract
-from chalicelib import aws, collections, validation
+from chalicelib import aws, collections, usage, validation
 from chalicelib.clock import iso, new_id, now, now_iso
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.models import Collection, Document, conditional
@@ -82,11 +86,14 @@ def create(user_id: str, collection_id: str, body: dict[str, Any]) -> tuple[Docu
     )
     # Only while the collection is not being deleted: its removal must find every document.
     # (Its document_count counts indexed documents; the indexer keeps it.)
-    with conditional(_deleting(collection)), TransactWrite(connection=aws.dynamodb()) as transaction:
-        transaction.condition_check(
-            Collection, collection.user_id, collection.collection_id, condition=Collection.status == collections.ACTIVE
-        )
-        transaction.save(document, condition=Document.document_id.does_not_exist())
+    usage.acquire(user_id, "documents")
+    try:
+        with conditional(_deleting(collection)), TransactWrite(connection=aws.dynamodb()) as transaction:
+            transaction.condition_check(Collection, user_id, collection.collection_id, condition=_active())
+            transaction.save(document, condition=Document.document_id.does_not_exist())
+    except Exception:
+        usage.release(user_id, "documents")
+        raise
     count("DocumentsCreated")
     return document, presign(document), True
 
@@ -139,15 +146,34 @@ def delete(user_id: str, collection_id: str, document_id: str) -> Document:
     """Mark the document deleting and ask the indexer to remove its chunks, original and row.
     A repeated delete queues the removal again, so a client may retry one that could not be queued."""
     document = get(user_id, collection_id, document_id)
-    if document.status != contract.DELETING:
-        with conditional(NotFound(f"Document {document.document_id} not found.")):
-            document.update(
-                actions=[Document.status.set(contract.DELETING), Document.updated_at.set(now_iso())],
-                condition=Document.document_id.exists(),
-            )
+    if document.status != contract.DELETING and _mark_deleting(document):
+        usage.release(user_id, "documents")
     ids = {"collection_id": document.collection_id, "document_id": document.document_id}
     collections.queue_removal({"action": contract.DELETE_DOCUMENT, **ids})
     return document
+
+
+def _mark_deleting(document: Document) -> bool:
+    """Mark it deleting, only while its collection is active: whether this call did. Another
+    delete that marked it first, or the collection's delete (which gives back the documents it
+    finds undeleted), has given back its count already."""
+    stamp = now_iso()
+    try:
+        with conditional(), TransactWrite(connection=aws.dynamodb()) as transaction:
+            transaction.condition_check(Collection, document.user_id, document.collection_id, condition=_active())
+            transaction.update(
+                document,
+                actions=[Document.status.set(contract.DELETING), Document.updated_at.set(stamp)],
+                condition=Document.document_id.exists() & (Document.status != contract.DELETING),
+            )
+    except Conflict:
+        return False
+    document.status, document.updated_at = contract.DELETING, stamp
+    return True
+
+
+def _active() -> Condition:
+    return Collection.status == collections.ACTIVE
 
 
 def _require_active(collection: Collection) -> None:

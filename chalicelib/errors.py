@@ -66,6 +66,17 @@ def from_contract(err: contract.ContractError) -> DynaveraError:
     return cls(str(err), err.code, err.field)
 
 
+class LimitReached(DynaveraError):
+    """A per-user limit (chalicelib.limits) or the request rate is reached; the code names the
+    limit, and the client is told when to try again."""
+
+    code = contract.RATE_LIMIT
+
+    def __init__(self, message: str, code: str, retry_after: int) -> None:
+        super().__init__(message, code)
+        self.retry_after = retry_after
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     error = {"code": code, "message": message}
     if field is not None:
@@ -74,7 +85,8 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def error_response(err: DynaveraError) -> Response:
-    return Response(body=error_body(err.code, err.message, err.field), status_code=err.status)
+    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, LimitReached) else {}
+    return Response(body=error_body(err.code, err.message, err.field), status_code=err.status, headers=headers)
 
 
 def error_frame(err: DynaveraError, request_id: str | None = None) -> dict[str, Any]:

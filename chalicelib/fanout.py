@@ -102,6 +102,18 @@ def post_to_connection(endpoint: str, connection_id: str, frame: dict[str, Any])
     return True
 
 
+def close_connection(endpoint: str, connection_id: str) -> None:
+    """Close a client's socket (API Gateway's DeleteConnection) and forget it at once; its
+    $disconnect finds nothing left to do."""
+    client = connections_api(endpoint)
+    try:
+        client.delete_connection(ConnectionId=connection_id)
+    except client.exceptions.GoneException:
+        pass
+    forget_connection(connection_id)
+    count("ConnectionsClosed")
+
+
 def subscribe(execution_id: str, connection: Connection, after: int) -> bool:
     """Record a subscription if the execution is still live; False when it is terminal already,
     and the caller must replay the log itself (no other sender will)."""

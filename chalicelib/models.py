@@ -57,8 +57,19 @@ class _Meta:
     aws_secret_access_key: str | None = None
 
 
+class KeysByUser(GlobalSecondaryIndex["ApiKey"]):
+    class Meta:
+        index_name = "user-index"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
 class ApiKey(Model):
-    """An API key, by the sha256 of the key; the key itself is never stored."""
+    """An API key, by the sha256 of the key (the key itself is never stored); listed per user
+    through user-index (user_id, created_at). `key_id` names it to its owner, `prefix` is its
+    first characters. Keys made before they had names get an id when first listed."""
 
     class Meta(_Meta):
         pass
@@ -66,6 +77,34 @@ class ApiKey(Model):
     key_hash = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
     created_at = UnicodeAttribute()
+    key_id = UnicodeAttribute(null=True)
+    name = UnicodeAttribute(null=True)
+    prefix = UnicodeAttribute(null=True)
+    last_used_at = UnicodeAttribute(null=True)
+    by_user = KeysByUser()
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "name": self.name or "",
+            "prefix": self.prefix,
+            "created_at": self.created_at,
+            "last_used_at": self.last_used_at,
+        }
+
+
+class Usage(Model):
+    """What a user holds against its counted limits (chalicelib.limits): user_id → a count
+    per limit, each changed only by a conditional ADD (chalicelib.usage)."""
+
+    class Meta(_Meta):
+        pass
+
+    user_id = UnicodeAttribute(hash_key=True)
+    runs_in_flight = NumberAttribute(null=True)
+    agents = NumberAttribute(null=True)
+    collections = NumberAttribute(null=True)
+    documents = NumberAttribute(null=True)
 
 
 class AgentsByOwner(GlobalSecondaryIndex["Agent"]):
@@ -196,17 +235,31 @@ class Event(Model):
         }
 
 
+class ConnectionsByUser(GlobalSecondaryIndex["Connection"]):
+    """A user's connections: counted against the connections limit, closed with a revoked key."""
+
+    class Meta:
+        index_name = "user-index"
+        projection = AllProjection()
+
+    user_id = UnicodeAttribute(hash_key=True)
+    connection_id = UnicodeAttribute(range_key=True)
+
+
 class Connection(Model):
-    """A live WebSocket connection: connection_id → its user and management endpoint."""
+    """A live WebSocket connection: connection_id → its user, the key it opened with (the
+    key's hash, re-checked on every frame) and its management endpoint."""
 
     class Meta(_Meta):
         pass
 
     connection_id = UnicodeAttribute(hash_key=True)
     user_id = UnicodeAttribute()
+    key_hash = UnicodeAttribute(null=True)
     endpoint = UnicodeAttribute()
     connected_at = UnicodeAttribute()
     expires_at = TTLAttribute()
+    by_user = ConnectionsByUser()
 
 
 class SubscriptionsByConnection(GlobalSecondaryIndex["Subscription"]):
@@ -377,6 +430,7 @@ TABLES: dict[type[Model], str] = {
     Connection: "connections_table",
     Subscription: "subscriptions_table",
     IdempotencyRecord: "idempotency_table",
+    Usage: "usage_table",
     Collection: "collections_table",
     Document: "documents_table",
 }

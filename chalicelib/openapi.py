@@ -11,7 +11,7 @@ from functools import cache
 from typing import Any
 
 import contract
-from chalicelib import collections, validation
+from chalicelib import collections, limits, validation
 
 UUID = {"type": "string", "format": "uuid"}
 STAMP = {"type": "string", "format": "date-time"}
@@ -20,6 +20,7 @@ ERRORS = {
     401: "No API key, or not a valid one.",
     404: "No such resource of the caller's.",
     409: "The request conflicts with the resource's state.",
+    429: "A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry.",
     503: "The work could not be queued; try again.",
 }
 # A filename the API takes: one of the indexable types; only its last path part is kept.
@@ -172,6 +173,37 @@ def _schemas() -> dict[str, Any]:
                 "text": {"type": "string"},
             },
         },
+        "NewKey": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": name},
+            "additionalProperties": False,
+        },
+        "Key": {
+            "type": "object",
+            "required": list(KEY_FIELDS),
+            "properties": KEY_FIELDS,
+        },
+        "CreatedKey": {
+            "type": "object",
+            "required": [*KEY_FIELDS, "key"],
+            "properties": {**KEY_FIELDS, "key": {"type": "string", "description": "The secret, shown this once."}},
+        },
+        "Limits": {
+            "type": "object",
+            "required": ["limits"],
+            "properties": {
+                "limits": {
+                    "type": "object",
+                    "required": list(limits.PER_USER),
+                    "additionalProperties": {
+                        "type": "object",
+                        "required": ["limit", "used"],
+                        "properties": {"limit": {"type": "integer"}, "used": {"type": ["integer", "null"]}},
+                    },
+                }
+            },
+        },
         **_document_schemas(name, description),
         "Event": {
             "type": "object",
@@ -186,6 +218,15 @@ def _schemas() -> dict[str, Any]:
             },
         },
     }
+
+
+KEY_FIELDS: dict[str, Any] = {
+    "key_id": UUID,
+    "name": {"type": "string"},
+    "prefix": {"type": ["string", "null"]},
+    "created_at": STAMP,
+    "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+}
 
 
 def _document_schemas(name: dict[str, Any], description: dict[str, Any]) -> dict[str, Any]:
@@ -318,12 +359,12 @@ def _query_parameters(route: str) -> list[dict[str, Any]]:
 
 
 def _operation(
-    summary: str, status: int, answer: dict[str, Any] | None, errors: tuple[int, ...], **extra: Any
+    summary: str, status: int, answer: dict[str, Any] | None, errors: tuple[int, ...] = (), **extra: Any
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {str(status): {"description": summary}}
     if answer is not None:
         responses[str(status)]["content"] = {"application/json": {"schema": answer}}
-    for code in (401, *errors):
+    for code in (401, 429, *errors):
         responses[str(code)] = {
             "description": ERRORS[code],
             "content": {"application/json": {"schema": _ref("Error")}},
@@ -411,6 +452,15 @@ def _paths() -> dict[str, Any]:
             "parameters": [execution_id],
             "post": _operation("Stop an execution", 202, _ref("Execution"), (400, 404, 409)),
         },
+        "/keys": {
+            "get": _operation("The caller's API keys, never a secret", 200, _keys_list()),
+            "post": _operation("Create an API key", 201, _ref("CreatedKey"), (400,), requestBody=_body("NewKey")),
+        },
+        "/keys/{key_id}": {
+            "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": UUID}],
+            "delete": _operation("Revoke an API key", 204, None, (400, 404)),
+        },
+        "/limits": {"get": _operation("Each per-user limit and the caller's use of it", 200, _ref("Limits"))},
         **_collection_paths(token),
     }
 
@@ -477,6 +527,10 @@ def _collection_paths(token: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _keys_list() -> dict[str, Any]:
+    return {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": _ref("Key")}}}
+
+
 @cache
 def document() -> dict[str, Any]:
     public = {"security": []}
@@ -487,7 +541,9 @@ def document() -> dict[str, Any]:
         **_paths(),
     }
     for route in ("/health", "/openapi.json"):
+        # No key: neither refused as one nor counted against one.
         del paths[route]["get"]["responses"]["401"]
+        del paths[route]["get"]["responses"]["429"]
     return {
         "openapi": "3.1.0",
         "info": {"title": "Dynavera", "version": "1", "description": "Serverless AI agents (DESIGN.md §3)."},

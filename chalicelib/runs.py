@@ -6,6 +6,7 @@ a stop racing a completion, or two writers can never move an execution twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,9 +15,9 @@ from urllib.parse import quote
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import agents, aws, validation
+from chalicelib import agents, aws, usage, validation
 from chalicelib.clock import new_id, now, now_iso
-from chalicelib.errors import Conflict, NotFound, Unavailable
+from chalicelib.errors import Conflict, LimitReached, NotFound, Unavailable
 from chalicelib.events import append_event, list_events
 from chalicelib.fanout import Broadcast
 from chalicelib.models import Event, Execution, IdempotencyRecord, conditional
@@ -55,6 +56,9 @@ def transition(execution: Execution, to: str, *actions: Any) -> bool:
     except Conflict:
         execution.refresh(consistent_read=True)
         return False
+    if to in TERMINAL:
+        # Only the writer that ended the run gets here, so the run's slot is given back once.
+        usage.release(execution.user_id, "runs_in_flight")
     return True
 
 
@@ -65,26 +69,46 @@ def start(
     input_data, config = validation.start_body(body, agent.config)
     validation.fits_context(input_data["query"], config)
     execution_id = new_id()
-    if idempotency_key is not None:
-        earlier = _claim_idempotency_key(user_id, idempotency_key, agent.agent_id, execution_id)
+    # The slot is taken before the key is claimed: a refused start must leave no key behind
+    # that names an execution which will never exist.
+    try:
+        usage.acquire(user_id, "runs_in_flight")
+    except LimitReached:
+        # A retry of a start that went through answers as the first one did, limit or not.
+        earlier = _started_with_key(user_id, idempotency_key, agent.agent_id) if idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier
+    try:
+        earlier = (
+            _claim_idempotency_key(user_id, idempotency_key, agent.agent_id, execution_id)
+            if idempotency_key is not None
+            else None
+        )
         if earlier is not None:
+            usage.release(user_id, "runs_in_flight")
             return earlier
-    execution = Execution(
-        execution_id,
-        agent_id=agent.agent_id,
-        user_id=user_id,
-        status="pending",
-        input_data=input_data,
-        config=config,
-        query_folded=input_data["query"].casefold(),
-        created_at=now_iso(),
-    )
-    with conditional():
-        execution.save(condition=Execution.execution_id.does_not_exist())
+        execution = Execution(
+            execution_id,
+            agent_id=agent.agent_id,
+            user_id=user_id,
+            status="pending",
+            input_data=input_data,
+            config=config,
+            query_folded=input_data["query"].casefold(),
+            created_at=now_iso(),
+        )
+        with conditional():
+            execution.save(condition=Execution.execution_id.does_not_exist())
+    except Exception:
+        usage.release(user_id, "runs_in_flight")
+        raise
     count("ExecutionsCreated")
     message = {"execution_id": execution_id, "agent_id": agent.agent_id, "user_id": user_id}
     try:
-        aws.sqs().send_message(QueueUrl=aws.runs_queue_url(), MessageBody=json.dumps(message))
+        aws.sqs().send_message(
+            QueueUrl=aws.runs_queue_url(), MessageBody=json.dumps(message), MessageGroupId=tenant(user_id)
+        )
     except Exception as err:
         # The execution exists before its message does; one that cannot be queued must not
         # wait forever as pending, and its key must be free for the client's retry.
@@ -93,6 +117,13 @@ def start(
             IdempotencyRecord(idempotency_id(user_id, idempotency_key)).delete()
         raise Unavailable("The run could not be queued; try again.") from err
     return execution
+
+
+def tenant(user_id: str) -> str:
+    """The run message's MessageGroupId: its user, as a fair queue's tenant. Hashed, since a
+    group id is at most 128 characters of ASCII punctuation and alphanumerics and a user id
+    need not be."""
+    return hashlib.sha256(user_id.encode()).hexdigest()
 
 
 def idempotency_id(user_id: str, key: str) -> str:
@@ -120,7 +151,17 @@ def _claim_idempotency_key(
         return None
     except Conflict:
         pass  # the key is taken: the request it started answers
-    earlier = IdempotencyRecord.get(record_id, consistent_read=True)
+    return _started_with_key(user_id, key, agent_id)
+
+
+def _started_with_key(user_id: str, key: str, agent_id: str) -> Execution | None:
+    """The execution this user's Idempotency-Key started within its window, if any."""
+    try:
+        earlier = IdempotencyRecord.get(idempotency_id(user_id, key), consistent_read=True)
+    except DoesNotExist:
+        return None
+    if earlier.expires_at < now():
+        return None
     if earlier.agent_id != agent_id:
         raise Conflict("This Idempotency-Key was used to start a run of another agent.")
     try:

@@ -32,6 +32,7 @@ class Settings:
     subscriptions_table: str
     api_keys_table: str
     idempotency_table: str
+    usage_table: str
     collections_table: str
     documents_table: str
     documents_bucket: str
@@ -53,6 +54,8 @@ class Settings:
     # X-Ray through Powertools' Tracer: on only inside Lambda with tracing active.
     tracing: bool
     console_origin: str | None
+    # DYNAVERA_LIMIT_<NAME> overrides of the per-user limits (chalicelib.limits), by name.
+    limit_overrides: Mapping[str, int]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +78,7 @@ class Settings:
             subscriptions_table=name("SUBSCRIPTIONS_TABLE", "subscriptions"),
             api_keys_table=name("API_KEYS_TABLE", "api-keys"),
             idempotency_table=name("IDEMPOTENCY_TABLE", "idempotency"),
+            usage_table=name("USAGE_TABLE", "usage"),
             collections_table=name("COLLECTIONS_TABLE", "collections"),
             documents_table=name("DOCUMENTS_TABLE", "documents"),
             documents_bucket=name("DOCUMENTS_BUCKET", "documents"),
@@ -92,12 +96,21 @@ class Settings:
             tracing=bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
             and env.get("POWERTOOLS_TRACE_DISABLED", "false").lower() not in ("1", "true"),
             console_origin=env.get("CONSOLE_ORIGIN", "").rstrip("/") or None,
+            limit_overrides=_limit_overrides(env),
         )
 
 
 def _local_credentials(env: Mapping[str, str]) -> tuple[str, str]:
     # A local endpoint takes any credentials; in AWS the function's role signs every call.
     return env.get("AWS_ACCESS_KEY_ID") or "test", env.get("AWS_SECRET_ACCESS_KEY") or "test"
+
+
+def _limit_overrides(env: Mapping[str, str]) -> dict[str, int]:
+    """The per-user limits a stage sets, `DYNAVERA_LIMIT_<NAME>`, by name; the wiring step
+    lays them over chalicelib.limits' defaults and refuses a name it does not know."""
+    prefix = "DYNAVERA_LIMIT_"
+    overrides = {var.removeprefix(prefix).lower(): _positive(env, var) for var in env if var.startswith(prefix)}
+    return {name: value for name, value in overrides.items() if value is not None}
 
 
 def _positive(env: Mapping[str, str], name: str) -> int | None:

@@ -12,10 +12,10 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 import contract
-from chalicelib import auth, fanout, runs, validation
+from chalicelib import auth, fanout, runs, usage, validation
 from chalicelib.clock import now, now_iso
-from chalicelib.errors import DynaveraError, Invalid, error_frame
-from chalicelib.fanout import forget_connection, post_to_connection
+from chalicelib.errors import DynaveraError, Invalid, Unauthorized, error_frame
+from chalicelib.fanout import close_connection, forget_connection, post_to_connection
 from chalicelib.models import Connection, Execution, Subscription
 from chalicelib.telemetry import logger
 
@@ -38,11 +38,14 @@ def management_endpoint(domain_name: str, stage: str) -> str:
 
 
 def connect(connection_id: str, token: str | None, domain_name: str, stage: str) -> str:
-    """Check the token and record the connection; Unauthorized refuses the upgrade."""
+    """Check the token and the user's connections limit, and record the connection with its
+    key; Unauthorized or LimitReached refuses the upgrade."""
     user_id = auth.user_for_key(token)
+    usage.check_connection(user_id)
     Connection(
         connection_id,
         user_id=user_id,
+        key_hash=auth.digest(token or ""),
         endpoint=management_endpoint(domain_name, stage),
         connected_at=now_iso(),
         expires_at=now() + CONNECTION_TTL,
@@ -59,6 +62,8 @@ def handle_frame(connection_id: str, body: str | None) -> None:
     try:
         connection = Connection.get(connection_id)
     except DoesNotExist:
+        return
+    if not _key_holds(connection):
         return
     request_id = None
     try:
@@ -81,6 +86,20 @@ def handle_frame(connection_id: str, body: str | None) -> None:
         post_to_connection(
             connection.endpoint, connection_id, error_frame(DynaveraError("An internal error occurred."), request_id)
         )
+
+
+def _key_holds(connection: Connection) -> bool:
+    """Every frame re-checks the key the connection opened with (remembered a few seconds):
+    a frame that raced the key's revocation is refused, and the connection closed."""
+    if connection.key_hash is None:
+        return True  # opened before connections recorded their key; it expires with its TTL
+    try:
+        auth.user_for_digest(connection.key_hash)
+    except Unauthorized as err:
+        post_to_connection(connection.endpoint, connection.connection_id, error_frame(err))
+        close_connection(connection.endpoint, connection.connection_id)
+        return False
+    return True
 
 
 def _ping(connection: Connection, frame: dict[str, Any]) -> None:
@@ -106,14 +125,15 @@ def _start_agent(connection: Connection, frame: dict[str, Any]) -> None:
 
 def _subscribe(connection: Connection, frame: dict[str, Any]) -> None:
     after = frame.get("after", 0)
-    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
-        raise Invalid("'after' must be a non-negative integer seq.", field="after")
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= validation.MAX_AFTER:
+        raise Invalid(f"'after' must be an integer seq from 0 to {validation.MAX_AFTER}.", field="after")
     follow(connection, runs.get(connection.user_id, _execution_id(frame)), after)
 
 
 def follow(connection: Connection, execution: Execution, after: int) -> None:
     """Follow an execution from `after`: a live one's sender picks the subscription up (see
     fanout); a terminal one has no sender left, so its log is replayed here."""
+    usage.check_subscriber(execution.execution_id, connection.connection_id)
     if not fanout.subscribe(execution.execution_id, connection, after):
         fanout.replay_terminal(execution.execution_id, connection, after)
 

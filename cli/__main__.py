@@ -46,22 +46,67 @@ def ws_url() -> str:
     return os.environ.get("DYNAVERA_WS_URL") or (deployed.ws_url if deployed else stages.LOCAL_WS_URL)
 
 
-def keys_create(args: argparse.Namespace) -> int:
+def _key_table(args: argparse.Namespace) -> str:
+    """Bind chalicelib to the stage's key table (see cli.key_store); where that is, in words."""
     from cli import key_store
 
     where = key_store.target(args.stage, args.local, args.region)
-    from chalicelib.auth import create_api_key
     from chalicelib.settings import Settings
     from chalicelib.wiring import wire
 
     wire(Settings.from_env())  # the environment target() arranged
+    return where
 
+
+def keys_create(args: argparse.Namespace) -> int:
+    from chalicelib.keys import create_api_key
+    from cli import key_store
+
+    where = _key_table(args)
     try:
-        key = create_api_key(args.user)
+        key, _ = create_api_key(args.user, args.name)
     except key_store.TABLE_ERRORS as err:
         sys.exit(f"dynavera: cannot write to {where}: {err}")
     print(f"API key for {args.user} in {where} (shown once; only its hash is stored):", file=sys.stderr)
     print(key)
+    return 0
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    from chalicelib.keys import list_keys
+    from cli import key_store
+
+    where = _key_table(args)
+    try:
+        rows = list_keys(args.user)
+    except key_store.TABLE_ERRORS as err:
+        sys.exit(f"dynavera: cannot read {where}: {err}")
+    for row in sorted(rows, key=lambda r: (r.user_id, r.created_at)):
+        print(f"{row.key_id}  {row.prefix or '?':<10} {row.user_id}  {row.name or '-'}  "
+              f"created {row.created_at}  last used {row.last_used_at or 'never'}")
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    from chalicelib.errors import DynaveraError
+    from chalicelib.keys import find, revoke, rotate
+    from cli import key_store
+
+    where = _key_table(args)
+    try:
+        row = find(args.key_id)
+        if args.keys_command == "rotate":
+            key, new_row = rotate(row)
+            successor = f"its successor {new_row.key_id} (shown once)"
+            print(f"Key {row.key_id} of {row.user_id} revoked; {successor}:", file=sys.stderr)
+            print(key)
+            return 0
+        closed = revoke(row)
+    except DynaveraError as err:
+        sys.exit(f"dynavera: {err.message} (in {where})")
+    except key_store.TABLE_ERRORS as err:
+        sys.exit(f"dynavera: cannot change {where}: {err}")
+    print(f"Key {row.key_id} of {row.user_id} revoked; {closed} open WebSocket connection(s) closed.")
     return 0
 
 
@@ -213,12 +258,26 @@ def parser() -> argparse.ArgumentParser:
         "local stack (--local, or the AWS_ENDPOINT_URL that 'make run' gives its processes).",
     )
     create.add_argument("user")
-    create.add_argument("--stage", help="the deployed stage (default: the one chosen with 'use', then $DYNAVERA_STAGE)")
-    create.add_argument(
-        "--local", action="store_true", help="the local stack: LocalStack's endpoint settings (LOCALSTACK_HOST)"
-    )
-    create.add_argument("--region", help="the stage's region (default: the one chosen with 'use', then AWS_REGION)")
+    create.add_argument("--name", default="", help="what the key is for, shown in its owner's key list")
     create.set_defaults(func=keys_create)
+    listed = keys.add_parser("list", help="list the stage's keys (never a secret), or one user's")
+    listed.add_argument("--user")
+    listed.set_defaults(func=keys_list)
+    revoked = keys.add_parser("revoke", help="revoke a key: refused within seconds, its sockets closed")
+    rotated = keys.add_parser("rotate", help="a new key for the same user and name (printed last), the old revoked")
+    for command in (revoked, rotated):
+        command.add_argument("key_id")
+        command.set_defaults(func=keys_revoke)
+    for command in (create, listed, revoked, rotated):
+        command.add_argument(
+            "--stage", help="the deployed stage (default: the one chosen with 'use', then $DYNAVERA_STAGE)"
+        )
+        command.add_argument(
+            "--local", action="store_true", help="the local stack: LocalStack's endpoint settings (LOCALSTACK_HOST)"
+        )
+        command.add_argument(
+            "--region", help="the stage's region (default: the one chosen with 'use', then AWS_REGION)"
+        )
 
     chosen = commands.add_parser("use", help="talk to a deployed stage (its URLs read from its stacks), or 'local'")
     chosen.add_argument("stage")

@@ -43,6 +43,25 @@ NAME_TAKEN = "name_taken"
 IN_USE = "in_use"
 DELETING = "deleting"
 STORE_UNREACHABLE = "store_unreachable"  # the runtime's document store does not answer
+# Per-user limits (their numbers: chalicelib/limits.py): a refusal at one answers 429 with the
+# limit's own code; the request rate per API key at the edge answers RATE_LIMIT.
+PER_USER_LIMITS = (
+    "runs_in_flight",
+    "connections",
+    "subscribers_per_execution",
+    "agents",
+    "collections",
+    "documents",
+    "keys",
+)
+RATE_LIMIT = "rate_limit"
+
+
+def limit_code(name: str) -> str:
+    """The error code of a refusal at a per-user limit."""
+    return f"{name}_limit"
+
+
 HTTP_STATUS: dict[str, int] = {
     INVALID_JSON: 400,
     VALIDATION_ERROR: 400,
@@ -60,6 +79,8 @@ HTTP_STATUS: dict[str, int] = {
     DELETING: 409,
     UNSUPPORTED_MEDIA_TYPE: 415,
     BUSY: 429,
+    RATE_LIMIT: 429,
+    **{limit_code(name): 429 for name in PER_USER_LIMITS},
     INTERNAL_ERROR: 500,
     UNAVAILABLE: 503,
     NOT_READY: 503,

@@ -11,7 +11,8 @@ The merge template adds, to what Chalice generates:
 - the executor's read of the runtime secret: its ARN in the environment, `GetSecretValue` on that
   one secret, never the secret itself in a setting `GetFunctionConfiguration` shows;
 - access logs on the REST and WebSocket stages, and X-Ray on the REST stage (API Gateway traces
-  no WebSocket API; its functions are traced).
+  no WebSocket API; its functions are traced);
+- the edge's request rate per API key (deploy/edge.py), on the REST API's stage.
 
 `chalice package` runs with the console's origin in CONSOLE_ORIGIN: app.py decides CORS at
 import, and the OPTIONS answers it writes into the REST API are fixed at package time.
@@ -30,6 +31,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from deploy import edge
 from deploy.plan import ROOT, Outputs, Plan, shown_path
 from deploy.prerequisites import chalice_command
 from deploy.stacks import deploy_stack
@@ -195,6 +197,7 @@ def merge_template(app: Any, stage: str) -> dict[str, Any]:
         }
     if app.routes:
         resources.update(_rest_access_logs(stage))
+        resources.update(edge.resources(stage, _stage_environment(stage)))
     if app.websocket_handlers:
         resources.update(_websocket_access_logs(stage))
     return {"Parameters": PARAMETERS, "Resources": resources}
@@ -214,6 +217,10 @@ def vendored_contract() -> Iterator[None]:
         shutil.rmtree(target)
         if not any(target.parent.iterdir()):
             target.parent.rmdir()
+def _stage_environment(stage: str) -> dict[str, str]:
+    """The stage's variables in .chalice/config.json, where a stage may set its own limits."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    return config["stages"][stage].get("environment_variables", {})
 
 
 def _log_group(name: str) -> dict[str, Any]:

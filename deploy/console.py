@@ -27,12 +27,14 @@ def present() -> bool:
     return (CONSOLE / "package.json").is_file() and TEMPLATE.is_file()
 
 
-def deploy_console_stack(plan: Plan) -> Outputs:
+def deploy_console_stack(plan: Plan, api_url: str = "", ws_url: str = "") -> Outputs:
+    """The console's stack; with the API's URLs, its Content-Security-Policy allows them."""
     from cfnlint.decode import decode
 
     parsed, _ = decode(str(TEMPLATE))
     declared = (parsed or {}).get("Parameters", {})
-    parameters = {"Stage": plan.stage} if "Stage" in declared else {}
+    given = {"Stage": plan.stage, "ApiOrigin": origin(api_url), "WebSocketOrigin": origin(ws_url)}
+    parameters = {name: value for name, value in given.items() if name in declared}
     return deploy_stack(plan, "console", parameters, template=TEMPLATE, capabilities=("CAPABILITY_IAM",))
 
 

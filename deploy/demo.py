@@ -26,12 +26,12 @@ def demo_key(plan: Plan) -> str:
     path = key_file(plan)
     if path.is_file():
         return path.read_text().strip()
-    from chalicelib.auth import create_api_key
+    from chalicelib.keys import create_api_key
     from chalicelib.settings import Settings
     from chalicelib.wiring import wire
 
     wire(Settings.from_env({"DYNAVERA_STAGE": plan.stage, "AWS_REGION": plan.region}))
-    key = create_api_key(DEMO_USER)
+    key, _ = create_api_key(DEMO_USER, "demo")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text(key + "\n")

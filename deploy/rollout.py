@@ -99,7 +99,9 @@ def deploy_app(plan: Plan, rollout: Rollout) -> None:
 
 def publish_console(plan: Plan, rollout: Rollout) -> None:
     app = plan.stack_outputs("app")
-    console.publish(plan, plan.stack_outputs("console"), app["EndpointURL"], app["WebsocketConnectEndpointURL"])
+    api_url, ws_url = app["EndpointURL"], app["WebsocketConnectEndpointURL"]
+    console.deploy_console_stack(plan, api_url, ws_url)
+    console.publish(plan, plan.stack_outputs("console"), api_url, ws_url)
 
 
 def upload_demo(plan: Plan, rollout: Rollout) -> None:
@@ -124,7 +126,7 @@ STEPS = (
     Step("runtime: ECS service behind an internal ALB, autoscaling, alarms", deploy_runtime, "runtime", "runtime.yaml"),
     Step("store: Chroma server on EFS and the indexer, in the runtime cluster", deploy_store, "store", "store.yaml"),
     Step(
-        "console: bucket and CloudFront distribution",
+        "console: bucket and CloudFront distribution with its security headers",
         deploy_console_stack,
         "console",
         "console.yaml",
@@ -132,7 +134,11 @@ STEPS = (
         when=_has_console,
     ),
     Step("app: chalice package --merge-template, then its stack (REST, WebSocket, Lambdas)", deploy_app, "app"),
-    Step("console files and config.json", publish_console, when=_has_console),
+    Step(
+        "console: its Content-Security-Policy with the API's URLs, its files and config.json",
+        publish_console,
+        when=_has_console,
+    ),
     Step(
         "demo: the shipped corpus into the demo user's collection, through the API",
         upload_demo,

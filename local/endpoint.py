@@ -136,10 +136,12 @@ def load_template(path: Path = DATA_TEMPLATE) -> dict[str, Any]:
 
 
 def provision(stage: str, endpoint_url: str, visibility_timeout: int | None = None) -> dict[str, str]:
-    """Create the data stack for `stage` on the endpoint (once) and return its outputs.
+    """Create the data stack for `stage` on the endpoint, or bring one made by older code up to
+    the template, and return its outputs.
 
-    moto's CloudFormation drops TimeToLiveSpecification, so TTL is then applied from the
-    template explicitly; it is idempotent on a stack that exists already.
+    moto's CloudFormation drops TimeToLiveSpecification, and its stack update adds new tables
+    but no index to a table that exists; so TTL and indexes are then applied from the template
+    explicitly. Both are idempotent.
     """
     cfn = client("cloudformation", endpoint_url)
     stack_name = f"dynavera-{stage}-data"
@@ -148,7 +150,8 @@ def provision(stage: str, endpoint_url: str, visibility_timeout: int | None = No
         parameters.append(
             {"ParameterKey": "RunsVisibilityTimeoutSeconds", "ParameterValue": str(visibility_timeout)}
         )
-    existing = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] == "CREATE_COMPLETE"}
+    done = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+    existing = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] in done}
     if stack_name not in existing:
         cfn.create_stack(
             StackName=stack_name, TemplateBody=DATA_TEMPLATE.read_text(), Parameters=parameters
@@ -156,6 +159,12 @@ def provision(stage: str, endpoint_url: str, visibility_timeout: int | None = No
         cfn.get_waiter("stack_create_complete").wait(
             StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
         )
+    elif _tables_missing(stage, client("dynamodb", endpoint_url)):
+        cfn.update_stack(StackName=stack_name, TemplateBody=DATA_TEMPLATE.read_text(), Parameters=parameters)
+        cfn.get_waiter("stack_update_complete").wait(
+            StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+    _apply_indexes(stage, client("dynamodb", endpoint_url))
     _apply_ttl(stage, client("dynamodb", endpoint_url))
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
@@ -181,6 +190,37 @@ def notify_uploads(endpoint_url: str, bucket: str, queue_name: str) -> None:
             "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": rule}}]
         },
     )
+
+
+def _tables(stage: str) -> dict[str, dict[str, Any]]:
+    """The template's tables by their name in this stage: their properties."""
+    return {
+        resource["Properties"]["TableName"].replace("${Stage}", stage): resource["Properties"]
+        for resource in load_template()["Resources"].values()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+
+
+def _tables_missing(stage: str, dynamodb: Any) -> bool:
+    names = set(dynamodb.get_paginator("list_tables").paginate().build_full_result()["TableNames"])
+    return not set(_tables(stage)) <= names
+
+
+def _apply_indexes(stage: str, dynamodb: Any) -> None:
+    """Add the template's global secondary indexes a table of an older stack lacks."""
+    for table, props in _tables(stage).items():
+        described = dynamodb.describe_table(TableName=table)["Table"]
+        present = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
+        for index in props.get("GlobalSecondaryIndexes", []):
+            if index["IndexName"] in present:
+                continue
+            keys = {k["AttributeName"] for k in index["KeySchema"]}
+            create = {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}
+            dynamodb.update_table(
+                TableName=table,
+                AttributeDefinitions=[a for a in props["AttributeDefinitions"] if a["AttributeName"] in keys],
+                GlobalSecondaryIndexUpdates=[{"Create": create}],
+            )
 
 
 def _apply_ttl(stage: str, dynamodb: Any) -> None:

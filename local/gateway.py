@@ -32,8 +32,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from chalicelib.errors import error_body
+from chalicelib.limits import RATE_WINDOW_SECONDS
 from local import console
 from local.lambda_runtime import LambdaContext
+from local.throttle import RateLimit
 
 log = logging.getLogger("dynavera.gateway")
 
@@ -70,7 +72,13 @@ class _Client:
 
 class Gateway:
     def __init__(
-        self, chalice_app: Any, ws_handlers: dict[str, Callable[..., Any]], stage: str, host: str, management_port: int
+        self,
+        chalice_app: Any,
+        ws_handlers: dict[str, Callable[..., Any]],
+        stage: str,
+        host: str,
+        management_port: int,
+        rate: RateLimit,
     ) -> None:
         self.app = chalice_app
         self.ws_handlers = ws_handlers
@@ -79,6 +87,7 @@ class Gateway:
         self.management_port = management_port
         self.routes = _compile_routes(chalice_app.routes)
         self.clients: dict[str, _Client] = {}
+        self.rate = rate
         # The Chalice app keeps the current request on itself, as one Lambda container does:
         # REST invocations run one at a time, like requests to a single warm container.
         self.rest_lock = threading.Lock()
@@ -92,6 +101,9 @@ class Gateway:
         found, resource = match
         if request.method == "OPTIONS" and (preflight := self._preflight(resource)) is not None:
             return preflight
+        refused = self._throttled(request)
+        if refused is not None:
+            return refused
         if request.method not in self.app.routes[resource]:
             allowed = ", ".join(sorted(self.app.routes[resource]))
             return _error(405, "method_not_allowed", f"{request.method} is not allowed on {path}.", {"Allow": allowed})
@@ -108,6 +120,16 @@ class Gateway:
         payload = base64.b64decode(raw) if result.get("isBase64Encoded") else raw.encode()
         headers = {k: v for k, v in (result.get("headers") or {}).items() if k.lower() != "content-length"}
         return Response(payload, status_code=result["statusCode"], headers=headers)
+
+    def _throttled(self, request: Request) -> Response | None:
+        """The edge's rate rule: aggregated on the Authorization header, as the WAF rule is;
+        a request without one is not counted (the app refuses it anyway)."""
+        authorization = request.headers.get("authorization")
+        wait = self.rate.retry_after(authorization) if authorization else None
+        if wait is None:
+            return None
+        message = f"Over {self.rate.requests} requests in {self.rate.window:.0f} s with this key; retry after {wait} s."
+        return _error(429, "rate_limit", message, {"Retry-After": str(wait)})
 
     def _preflight(self, resource: str) -> Response | None:
         """The answer API Gateway's mock integration gives an OPTIONS request on a CORS route."""
@@ -187,7 +209,8 @@ class Gateway:
         result = await self._invoke_ws("connect", self._ws_event("$connect", "CONNECT", connection_id, websocket))
         status = int(result.get("statusCode", 200))
         if status >= 300:
-            await websocket.send_denial_response(Response(result.get("body") or "", status_code=status))
+            refusal = Response(result.get("body") or "", status_code=status, headers=result.get("headers"))
+            await websocket.send_denial_response(refusal)
             return
         await websocket.accept()
         self.clients[connection_id] = _Client(websocket, websocket.client.host if websocket.client else "")
@@ -281,7 +304,11 @@ def create_gateway(host: str, port: int, management_port: int) -> Gateway:
         "message": app_module.ws_message,
         "disconnect": app_module.ws_disconnect,
     }
-    return Gateway(app_module.app, handlers, app_module.settings.stage, f"{host}:{port}", management_port)
+    from chalicelib import usage
+
+    # The limits app.py's wiring step set for this stage.
+    rate = RateLimit(usage.current_limits().requests_per_window, RATE_WINDOW_SECONDS)
+    return Gateway(app_module.app, handlers, app_module.settings.stage, f"{host}:{port}", management_port, rate)
 
 
 def main() -> None:

@@ -25,8 +25,9 @@ SECRET_FILE = ROOT / "build" / "runtime_secret"
 
 
 def demo_key(stack: Stack) -> str:
-    from chalicelib.auth import create_api_key, user_for_key
+    from chalicelib.auth import user_for_key
     from chalicelib.errors import Unauthorized
+    from chalicelib.keys import create_api_key
     from chalicelib.wiring import wire
 
     wire(stack.settings)
@@ -37,7 +38,7 @@ def demo_key(stack: Stack) -> str:
                 return KEY_FILE.read_text().strip()
         except Unauthorized:
             pass
-    key = create_api_key(DEMO_USER)
+    key, _ = create_api_key(DEMO_USER, "demo")
     KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
     KEY_FILE.write_text(key + "\n")
     return key

@@ -35,6 +35,8 @@ def create_mcp_server(runtime: Runtime) -> MCPServer:
         """Find the passages of a document collection (by its id) closest in meaning to the query."""
         require_ready()
         try:
+            # The same bounds as /execute's query: an unbounded one would be embedded whole.
+            contract.check_query(query)
             contract.check_collection_id(collection_id)
             contract.check_config({"top_k": top_k}, contract.default_config())
         except contract.ContractError as error:

@@ -95,8 +95,15 @@ def running_stack(
 
 @pytest.fixture(scope="session")
 def rest_stack(aws_endpoint: str) -> Iterator[Stack]:
-    """The gateway alone: runs are queued and stay on the queue for the tests to read."""
-    stack = make_stack("rest", aws_url=aws_endpoint, runtime_url=f"http://127.0.0.1:{free_port()}")
+    """The gateway alone: runs are queued and stay on the queue for the tests to read. Its
+    session-wide users (alice, bob) make more collections over a run than one user is allowed
+    at once; the limits themselves are tested on a stack of their own (tests/test_limits.py)."""
+    stack = make_stack(
+        "rest",
+        aws_url=aws_endpoint,
+        runtime_url=f"http://127.0.0.1:{free_port()}",
+        extra_env={"DYNAVERA_LIMIT_COLLECTIONS": "1000"},
+    )
     stack.start_aws()
     stack.start_gateway()
     yield stack

@@ -52,11 +52,11 @@ def reset(state: LocalState) -> subprocess.CompletedProcess[str]:
 
 def write_everything(url: str, stage: str) -> dict[str, Any]:
     """A key, an agent row, an uploaded file and a queued message: one of each kind of state."""
-    from chalicelib.auth import create_api_key
+    from chalicelib.keys import create_api_key
 
     endpoint.provision(stage, url)
     wire(Settings.from_env(endpoint.aws_environment(url, stage)))
-    key = create_api_key("alice")
+    key, _ = create_api_key("alice")
     dynamodb = endpoint.client("dynamodb", url)
     agent = {"agent_id": {"S": str(uuid.uuid4())}, "user_id": {"S": "alice"}, "created_at": {"S": "2026-01-01"}}
     dynamodb.put_item(TableName=f"dynavera-{stage}-agents", Item=agent)

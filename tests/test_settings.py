@@ -74,3 +74,15 @@ def test_settings_is_a_leaf_and_only_it_reads_the_environment() -> None:
             assert not [name for name in names if name.startswith("chalicelib")], names
         else:
             assert "os" not in names, f"{path} imports os: settings.py alone reads the environment"
+
+
+def test_a_stage_sets_its_own_limits_and_a_bad_one_is_named() -> None:
+    from chalicelib.limits import Limits
+    from chalicelib.wiring import limits
+
+    stage = limits(Settings.from_env({"DYNAVERA_LIMIT_AGENTS": "5", "DYNAVERA_LIMIT_REQUESTS_PER_WINDOW": "600"}))
+    assert (stage.agents, stage.requests_per_window, stage.connections) == (5, 600, Limits().connections)
+    with pytest.raises(ConfigError, match="DYNAVERA_LIMIT_AGENTS"):
+        Settings.from_env({"DYNAVERA_LIMIT_AGENTS": "0"})
+    with pytest.raises(ConfigError, match="DYNAVERA_LIMIT_AGENT: no such limit"):
+        limits(Settings.from_env({"DYNAVERA_LIMIT_AGENT": "5"}))

@@ -74,3 +74,20 @@ def test_without_the_setting_no_origin_is_answered(rest_stack: Stack) -> None:
     )
     assert "access-control-allow-origin" not in preflight.headers
     assert "access-control-allow-origin" not in httpx.get(f"{rest_stack.api_url}/health").headers
+
+
+def test_every_console_answer_carries_the_security_headers(rest_stack: Stack, console_dist: Path) -> None:
+    asset = next((console_dist / "assets").glob("*.js")).name
+    paths = ["/console/", "/console/agents", f"/console/assets/{asset}", "/console/config.json", "/console/nope.js"]
+    for path in paths:
+        headers = httpx.get(rest_stack.api_url + path).headers
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["referrer-policy"] == "no-referrer", path
+        assert headers["x-frame-options"] == "DENY", path
+        policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+        assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'none'"
+        assert policy["script-src"] == "'self'" and "unsafe" not in headers["content-security-policy"]
+        host = rest_stack.api_url.removeprefix("http://")
+        assert policy["connect-src"].split() == ["'self'", rest_stack.api_url, f"ws://{host}"], path
+    # The REST API is not the console: its answers are JSON for clients, not pages.
+    assert "content-security-policy" not in httpx.get(f"{rest_stack.api_url}/health").headers

@@ -40,10 +40,10 @@ class Handlers:
 
     def user(self) -> tuple[str, str]:
         """A new user and its API key."""
-        from chalicelib.auth import create_api_key
+        from chalicelib.keys import create_api_key
 
         user_id = f"user-{uuid.uuid4().hex[:8]}"
-        return user_id, create_api_key(user_id)
+        return user_id, create_api_key(user_id)[0]
 
     def rest(self, method: str, path: str, key: str | None, body: Any = None, **headers: str) -> Any:
         if key is not None:

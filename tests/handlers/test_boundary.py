@@ -51,7 +51,7 @@ def test_the_executor_passes_the_runs_trace_and_correlation_ids_to_the_runtime(
     h.runtime.play({"type": "result", "output": {"answer": "", "sources": []}})
     h.deliver()
     headers = h.runtime.requests[0]["headers"]
-    request = ExecuteRequest.parse({"query": "q"}, "fnirs", headers)
+    request = ExecuteRequest.parse({"query": "q"}, headers)
     assert request.trace == f"trace=Root=1-6745c9ea-1b2c3d4e5f60718293a4b5c6 correlation={headers['X-Correlation-Id']}"
 
 

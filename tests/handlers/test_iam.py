@@ -38,7 +38,8 @@ def arn(call: AwsCall, test_stage: str, stage: str) -> str:
 @pytest.fixture(scope="module")
 def toured(handlers: Handlers) -> set[AwsCall]:
     """Every handler once, each path that reaches AWS differently: REST, WebSocket, the executor
-    (a run, a deferred run), the sweepers, a gone connection, collections and documents."""
+    (a run, a deferred run), the sweepers, a gone connection, collections and documents, keys and
+    limits."""
     h = handlers
     _, key = h.user()
     collection_id = tour_collections(h, key)
@@ -69,6 +70,12 @@ def toured(handlers: Handlers) -> set[AwsCall]:
     h.ws("$disconnect", connection_id)
     h.rest("DELETE", f"/collections/{collection_id}", key)  # in use
     h.rest("DELETE", f"/agents/{agent_id}", key)
+    h.rest("GET", "/limits", key)
+    second = h.rest("POST", "/keys", key, {"name": "toured"}).json_body
+    doomed = h.connect(second["key"])
+    h.rest("GET", "/keys", key)
+    h.rest("DELETE", f"/keys/{second['key_id']}", key)  # and its connection closed
+    h.send(doomed, {"action": "ping"})
     h.rest("DELETE", f"/collections/{collection_id}", key)
     h.invoke("sweep_stuck_documents", scheduled_event())
     return h.recorder.calls

@@ -23,6 +23,7 @@ TABLE_VARIABLES = {
     "SubscriptionsTable": "SUBSCRIPTIONS_TABLE",
     "ApiKeysTable": "API_KEYS_TABLE",
     "IdempotencyTable": "IDEMPOTENCY_TABLE",
+    "UsageTable": "USAGE_TABLE",
     "CollectionsTable": "COLLECTIONS_TABLE",
     "DocumentsTable": "DOCUMENTS_TABLE",
 }

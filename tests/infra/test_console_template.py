@@ -72,3 +72,22 @@ def test_routing_function_serves_index_for_deep_links(console: dict[str, Any], u
     )
     done = subprocess.run(["node", "-e", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == served
+
+
+def test_cloudfront_sends_the_consoles_own_security_headers_as_the_local_gateway_does(console: dict[str, Any]) -> None:
+    from local.console import content_security_policy, security_headers
+
+    behaviour = console["Resources"]["ConsoleDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behaviour["ResponseHeadersPolicyId"] == "ConsoleHeaders"  # !Ref: a policy of our own, not a managed one
+    policy_config = console["Resources"]["ConsoleHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+    config = policy_config["SecurityHeadersConfig"]
+    api, ws = "https://abc123.execute-api.eu-west-1.amazonaws.com", "wss://def456.execute-api.eu-west-1.amazonaws.com"
+    policy = config["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    rendered = policy.replace("${ApiOrigin}", api).replace("${WebSocketOrigin}", ws)
+    assert rendered == content_security_policy(f"{api}/dev", f"{ws}/dev")
+    local = security_headers(api, ws)
+    assert config["FrameOptions"]["FrameOption"] == local["X-Frame-Options"]
+    assert config["ReferrerPolicy"]["ReferrerPolicy"] == local["Referrer-Policy"]
+    assert config["ContentTypeOptions"] == {"Override": True}
+    assert all(header["Override"] for header in config.values())
+    assert {"ApiOrigin", "WebSocketOrigin"} <= set(console["Parameters"])

@@ -75,13 +75,16 @@ def test_stage_policy_reaches_nothing_of_the_other_stage(stage: str, other: str)
     assert not allows(policy, "execute-api:ManageConnections", connection)
 
 
-def test_api_keys_are_read_only_to_the_lambdas() -> None:
-    # Keys are minted by `./dynavera keys create` with the operator's credentials, never by a handler.
+def test_api_keys_are_reached_by_the_lambdas_one_key_or_one_user_at_a_time() -> None:
+    # A user creates and revokes their own keys (POST and DELETE /keys) and lists them through
+    # user-index; reading the whole table (`./dynavera keys list`) takes the operator's credentials.
     for stage in STAGES:
         table = _table_arn(f"dynavera-{stage}-api-keys")
-        assert allows(load_policy(stage), "dynamodb:GetItem", table)
-        for write in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
-            assert not allows(load_policy(stage), write, table), (stage, write)
+        for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
+            assert allows(load_policy(stage), action, table), (stage, action)
+        assert allows(load_policy(stage), "dynamodb:Query", f"{table}/index/user-index")
+        for read_all in ("dynamodb:Scan", "dynamodb:Query"):
+            assert not allows(load_policy(stage), read_all, table), (stage, read_all)
 
 
 def test_prod_policy_is_the_dev_policy_with_the_stage_renamed() -> None:

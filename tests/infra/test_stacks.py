@@ -121,16 +121,20 @@ RETAINED = {
     "ExecutionsTable": "executions",
     "EventsTable": "events",
     "ApiKeysTable": "api-keys",
+    "UsageTable": "usage",
 }
 # Kept by the data stack too, and looked for, but not left by the teardown in this story.
 NOT_LEFT = {"CollectionsTable": "collections", "DocumentsTable": "documents"}
+
+# Kept tables that this test's teardown did not leave behind: the update creates them.
+NEW = ("ApiKeysTable", "UsageTable")
 
 
 def test_deploy_after_a_teardown_imports_the_kept_tables_then_updates_with_the_rest() -> None:
     with Stubbed(answers=["y", "yes"]) as aws:
         aws.no_stack()
         for logical_id, table in RETAINED.items():
-            aws.table(f"dynavera-dev-{table}", exists=logical_id != "ApiKeysTable")
+            aws.table(f"dynavera-dev-{table}", exists=logical_id not in NEW)
         for table in NOT_LEFT.values():
             aws.table(f"dynavera-dev-{table}", exists=False)
         aws.bucket("dynavera-dev-documents")
@@ -138,7 +142,7 @@ def test_deploy_after_a_teardown_imports_the_kept_tables_then_updates_with_the_r
         aws.change_set(kept)
         aws.executed("IMPORT_COMPLETE", {})
         aws.stack("IMPORT_COMPLETE", {"Stage": "dev", "RunsVisibilityTimeoutSeconds": "900"})
-        aws.change_set([("Add", "ApiKeysTable", "AWS::DynamoDB::Table"), ("Add", "RunsQueue", "AWS::SQS::Queue")])
+        aws.change_set([*(("Add", i, "AWS::DynamoDB::Table") for i in NEW), ("Add", "RunsQueue", "AWS::SQS::Queue")])
         aws.executed("UPDATE_COMPLETE", {})
         aws.stack("UPDATE_COMPLETE", outputs={"AgentsTableName": "dynavera-dev-agents"})
         outputs = deploy_stack(aws.plan, "data", {"Stage": "dev"}, template=INFRA / "data.yaml")
@@ -154,7 +158,7 @@ def test_deploy_after_a_teardown_imports_the_kept_tables_then_updates_with_the_r
             "ResourceIdentifier": {"TableName": f"dynavera-dev-{t}"},
         }
         for i, t in RETAINED.items()
-        if i != "ApiKeysTable"
+        if i not in NEW
     ]
     # An import may neither create anything else nor add outputs: those come with the update.
     subset = json.loads(imported["TemplateBody"])

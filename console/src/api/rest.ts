@@ -8,6 +8,7 @@ import type {
   CollectionDocument,
   CollectionPage,
   DocumentPage,
+  CreatedKey,
   ErrorBody,
   EventPage,
   Execution,
@@ -17,6 +18,7 @@ import type {
   NewDocument,
   PresignedPost,
   RunOverrides,
+  KeyList,
 } from './types'
 import type { paths } from './schema'
 
@@ -65,6 +67,9 @@ export interface Api {
   deleteDocument(collectionId: string, documentId: string): Promise<CollectionDocument>
   /** The file itself, straight to S3 with the presigned POST: no API key goes with it. */
   upload(target: PresignedPost, file: Blob, filename: string): Promise<void>
+  listKeys(): Promise<KeyList>
+  createKey(name: string): Promise<CreatedKey>
+  revokeKey(keyId: string): Promise<void>
 }
 
 function query(params: Record<string, string | number | null | undefined>): string {
@@ -157,5 +162,8 @@ export function createApi(
         throw new ApiError(response.status, 'upload_failed', `The upload of ${filename} was refused: ${reason}.`)
       }
     },
+    listKeys: () => call('GET', '/keys'),
+    createKey: (name) => call('POST', '/keys', { name }),
+    revokeKey: (keyId) => call('DELETE', `/keys/${keyId}`),
   }
 }

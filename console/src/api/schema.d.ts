@@ -129,6 +129,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -166,6 +175,15 @@ export interface paths {
                 };
                 /** @description No API key, or not a valid one. */
                 401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -238,6 +256,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -281,6 +308,15 @@ export interface paths {
                 };
                 /** @description No such resource of the caller's. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -337,6 +373,15 @@ export interface paths {
                 };
                 /** @description No such resource of the caller's. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -411,6 +456,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -470,6 +524,15 @@ export interface paths {
                 };
                 /** @description The request conflicts with the resource's state. */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -547,6 +610,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -607,6 +679,15 @@ export interface paths {
                 };
                 /** @description No such resource of the caller's. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -680,6 +761,15 @@ export interface paths {
                 };
                 /** @description No such resource of the caller's. */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -765,8 +855,252 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's API keys, never a secret */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's API keys, never a secret */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            keys: components["schemas"]["Key"][];
+                        };
+                    };
+                };
+                /** @description No API key, or not a valid one. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create an API key */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["NewKey"];
+                };
+            };
+            responses: {
+                /** @description Create an API key */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CreatedKey"];
+                    };
+                };
+                /** @description The input broke a limit or was malformed; the code says which. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No API key, or not a valid one. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/keys/{key_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke an API key */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Revoke an API key */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description The input broke a limit or was malformed; the code says which. */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No API key, or not a valid one. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description No such resource of the caller's. */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Each per-user limit and the caller's use of it */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Each per-user limit and the caller's use of it */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Limits"];
+                    };
+                };
+                /** @description No API key, or not a valid one. */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -823,6 +1157,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -869,6 +1212,15 @@ export interface paths {
                 };
                 /** @description The request conflicts with the resource's state. */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -941,6 +1293,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -995,6 +1356,15 @@ export interface paths {
                 };
                 /** @description The request conflicts with the resource's state. */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1082,6 +1452,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1148,6 +1527,15 @@ export interface paths {
                 };
                 /** @description The request conflicts with the resource's state. */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1222,6 +1610,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1275,6 +1672,15 @@ export interface paths {
                         "application/json": components["schemas"]["Error"];
                     };
                 };
+                /** @description A per-user limit or the request rate per key is reached: the code names it, Retry-After says when to retry. */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
                 /** @description The work could not be queued; try again. */
                 503: {
                     headers: {
@@ -1298,7 +1704,7 @@ export interface components {
         Error: {
             error: {
                 /** @enum {unknown} */
-                code: "bad_request" | "busy" | "conflict" | "deleting" | "forbidden_origin" | "in_use" | "internal_error" | "invalid_json" | "method_not_allowed" | "name_taken" | "not_found" | "not_ready" | "too_large" | "unauthorized" | "unavailable" | "unknown_action" | "unsupported_media_type" | "unsupported_type" | "validation_error";
+                code: "agents_limit" | "bad_request" | "busy" | "collections_limit" | "conflict" | "connections_limit" | "deleting" | "documents_limit" | "forbidden_origin" | "in_use" | "internal_error" | "invalid_json" | "keys_limit" | "method_not_allowed" | "name_taken" | "not_found" | "not_ready" | "rate_limit" | "runs_in_flight_limit" | "store_unreachable" | "subscribers_per_execution_limit" | "too_large" | "unauthorized" | "unavailable" | "unknown_action" | "unsupported_media_type" | "unsupported_type" | "validation_error";
                 message: string;
                 /** @description The input a validation error is about. */
                 field?: string;
@@ -1392,6 +1798,39 @@ export interface components {
             chunk_id: string;
             score: number;
             text: string;
+        };
+        NewKey: {
+            name: string;
+        };
+        Key: {
+            /** Format: uuid */
+            key_id: string;
+            name: string;
+            prefix: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_used_at: string | null;
+        };
+        CreatedKey: {
+            /** Format: uuid */
+            key_id: string;
+            name: string;
+            prefix: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            last_used_at: string | null;
+            /** @description The secret, shown this once. */
+            key: string;
+        };
+        Limits: {
+            limits: {
+                [key: string]: {
+                    limit: number;
+                    used: number | null;
+                };
+            };
         };
         NewCollection: {
             name: string;

@@ -33,6 +33,10 @@ type PageOf<Path extends keyof paths> = paths[Path] extends { get: { responses: 
 export type AgentPage = PageOf<'/agents'>
 export type ExecutionPage = PageOf<'/executions'>
 export type EventPage = PageOf<'/executions/{execution_id}/events'>
+// API keys: listed by name and prefix; the secret only in the answer that made it.
+export type ApiKeyInfo = Schemas['Key']
+export type CreatedKey = Schemas['CreatedKey']
+export type KeyList = PageOf<'/keys'>
 /** The filters `GET /executions` takes, checked on the server. */
 export type ExecutionFilters = Omit<NonNullable<paths['/executions']['get']['parameters']['query']>, 'limit' | 'next_token'>
 

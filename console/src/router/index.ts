@@ -24,6 +24,7 @@ export function createConsoleRouter(pinia: Pinia) {
       { path: '/runs', name: 'runs', component: () => import('@/views/RunsView.vue'), meta: { title: 'Runs' } },
       { path: '/collections', name: 'collections', component: () => import('@/views/CollectionsView.vue'), meta: { title: 'Collections' } },
       { path: '/collections/:collectionId', name: 'collection', component: () => import('@/views/CollectionView.vue'), props: true, meta: { title: 'Collection' } },
+      { path: '/keys', name: 'keys', component: () => import('@/views/KeysView.vue'), meta: { title: 'API keys' } },
       { path: '/executions/:executionId', name: 'execution', component: () => import('@/views/ExecutionView.vue'), props: true, meta: { title: 'Execution' } },
       { path: '/:missing(.*)*', name: 'not-found', component: () => import('@/views/NotFoundView.vue'), meta: { public: true, title: 'Not found' } },
     ],

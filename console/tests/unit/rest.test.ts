@@ -15,6 +15,20 @@ describe('the REST client', () => {
     expect((seen[0]!.init.headers as Record<string, string>).Authorization).toBe('Bearer secret-key')
   })
 
+  it('creates a key by name and revokes one by its id', async () => {
+    const seen: { url: string; method: string; body: unknown }[] = []
+    const api = createApi('http://api.test', 'k', async (url, init) => {
+      seen.push({ url: String(url), method: init?.method ?? 'GET', body: init?.body ? JSON.parse(String(init.body)) : null })
+      return init?.method === 'DELETE' ? new Response(null, { status: 204 }) : new Response('{"key": "dv_x"}', { status: 201 })
+    })
+    expect((await api.createKey('laptop')).key).toBe('dv_x')
+    await api.revokeKey('0b6f6f0e-2d55-4f7c-9a0e-0d7f0f9c1a11')
+    expect(seen).toEqual([
+      { url: 'http://api.test/keys', method: 'POST', body: { name: 'laptop' } },
+      { url: 'http://api.test/keys/0b6f6f0e-2d55-4f7c-9a0e-0d7f0f9c1a11', method: 'DELETE', body: null },
+    ])
+  })
+
   it("turns the contract's error shape into an ApiError naming the field", async () => {
     const api = createApi('http://api.test', 'k', async () =>
       new Response(
