@@ -27,15 +27,29 @@ def present() -> bool:
     return (CONSOLE / "package.json").is_file() and TEMPLATE.is_file()
 
 
-def deploy_console_stack(plan: Plan, api_url: str = "", ws_url: str = "") -> Outputs:
-    """The console's stack; with the API's URLs, its Content-Security-Policy allows them."""
+def deploy_console_stack(plan: Plan, api_url: str = "", ws_url: str = "", bucket: str = "") -> Outputs:
+    """The console's stack; with the API's URLs and the documents bucket, its
+    Content-Security-Policy allows them (and nothing else)."""
     from cfnlint.decode import decode
 
     parsed, _ = decode(str(TEMPLATE))
     declared = (parsed or {}).get("Parameters", {})
-    given = {"Stage": plan.stage, "ApiOrigin": origin(api_url), "WebSocketOrigin": origin(ws_url)}
+    given = {
+        "Stage": plan.stage,
+        "ApiOrigin": origin(api_url),
+        "WebSocketOrigin": origin(ws_url),
+        "UploadOrigins": upload_origins(bucket, plan.region),
+    }
     parameters = {name: value for name, value in given.items() if name in declared}
     return deploy_stack(plan, "console", parameters, template=TEMPLATE, capabilities=("CAPABILITY_IAM",))
+
+
+def upload_origins(bucket: str, region: str) -> str:
+    """Where a presigned POST from the API sends the browser: S3's virtual-hosted URL of the
+    bucket, global in us-east-1 and regional elsewhere (both allowed, whichever botocore signs)."""
+    if not bucket or bucket.startswith("<"):
+        return ""
+    return f"https://{bucket}.s3.amazonaws.com https://{bucket}.s3.{region}.amazonaws.com"
 
 
 def origin(console_url: str) -> str:

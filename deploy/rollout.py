@@ -100,7 +100,11 @@ def deploy_app(plan: Plan, rollout: Rollout) -> None:
 def publish_console(plan: Plan, rollout: Rollout) -> None:
     app = plan.stack_outputs("app")
     api_url, ws_url = app["EndpointURL"], app["WebsocketConnectEndpointURL"]
-    console.deploy_console_stack(plan, api_url, ws_url)
+    # The documents bucket's CORS names the console's origin, which exists only after the data
+    # stack does: the data stack learns it here (a re-run keeps it as a previous value).
+    parameters = {"Stage": plan.stage, "ConsoleOrigin": console.origin(rollout.console_url)}
+    deploy_stack(plan, "data", parameters, template=INFRA / "data.yaml")
+    console.deploy_console_stack(plan, api_url, ws_url, plan.stack_outputs("data")["DocumentsBucketName"])
     console.publish(plan, plan.stack_outputs("console"), api_url, ws_url)
 
 

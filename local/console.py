@@ -23,20 +23,22 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 NO_CACHE = "no-cache"
 
 
-def content_security_policy(api_url: str, ws_url: str) -> str:
-    """The console's own files, and connections to the API and WebSocket it uses: nothing else
-    runs, loads or frames it. The API key sits in localStorage; this keeps an injected script
-    from running, and from sending anything elsewhere if one did."""
-    connect = " ".join(origin for origin in ("'self'", _origin(api_url), _origin(ws_url)) if origin)
+def content_security_policy(api_url: str, ws_url: str, upload_origins: str = "") -> str:
+    """The console's own files, and connections to the API and WebSocket it uses and to the
+    documents bucket its uploads go to (presigned POSTs): nothing else runs, loads or frames it.
+    The API key sits in localStorage; this keeps an injected script from running, and from
+    sending anything elsewhere if one did."""
+    origins = ("'self'", _origin(api_url), _origin(ws_url), *upload_origins.split())
+    connect = " ".join(origin for origin in origins if origin)
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
         f"connect-src {connect}; manifest-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
 
 
-def security_headers(api_url: str, ws_url: str) -> dict[str, str]:
+def security_headers(api_url: str, ws_url: str, upload_origins: str = "") -> dict[str, str]:
     return {
-        "Content-Security-Policy": content_security_policy(api_url, ws_url),
+        "Content-Security-Policy": content_security_policy(api_url, ws_url, upload_origins),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
@@ -57,14 +59,16 @@ def _urls(scheme: str, netloc: str) -> tuple[str, str]:
 class SecurityHeaders:
     """Adds the console's security headers to every answer under /console."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, upload_origins: str = "") -> None:
         self.app = app
+        self.upload_origins = upload_origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = security_headers(*_urls(scope.get("scheme", "http"), Headers(scope=scope).get("host", "")))
+        api_url, ws_url = _urls(scope.get("scheme", "http"), Headers(scope=scope).get("host", ""))
+        headers = security_headers(api_url, ws_url, self.upload_origins)
 
         async def send_secured(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -99,8 +103,9 @@ def config(request: Request) -> JSONResponse:
     return JSONResponse({"apiUrl": api_url, "wsUrl": ws_url}, headers={"Cache-Control": NO_CACHE})
 
 
-def routes(dist: Path = DIST) -> list[BaseRoute]:
-    secured = [Middleware(SecurityHeaders)]
+def routes(dist: Path = DIST, upload_url: str | None = None) -> list[BaseRoute]:
+    """The console's routes; `upload_url` is where its presigned uploads go (the local endpoint)."""
+    secured = [Middleware(SecurityHeaders, upload_origins=_origin(upload_url or ""))]
     return [
         Route("/console", lambda _: RedirectResponse("/console/", 308)),
         Route("/console/config.json", config, middleware=secured),

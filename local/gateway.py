@@ -269,12 +269,12 @@ class Gateway:
             }
         )
 
-    def asgi(self) -> Any:
+    def asgi(self, upload_url: str | None = None) -> Any:
         """One app for both listeners; which one a request came in on decides what it may reach."""
         public = Starlette(
             routes=[
                 WebSocketRoute("/ws", self.websocket),
-                *console.routes(),
+                *console.routes(upload_url=upload_url),
                 Route("/{path:path}", self.rest, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]),
             ],
             # A path no route matches (Starlette's path pattern stops at a newline) still answers
@@ -319,7 +319,11 @@ def main() -> None:
     args = parser.parse_args()
     gateway = create_gateway(args.host, args.port, args.management_port)
     sockets = [_listen(args.host, args.port), _listen("127.0.0.1", args.management_port)]
-    server = uvicorn.Server(uvicorn.Config(gateway.asgi(), log_level="warning", ws="websockets-sansio"))
+    import app as app_module
+
+    # The console's uploads go straight to the documents bucket: on the local AWS endpoint.
+    asgi = gateway.asgi(upload_url=app_module.settings.aws_endpoint_url)
+    server = uvicorn.Server(uvicorn.Config(asgi, log_level="warning", ws="websockets-sansio"))
     server.run(sockets=sockets)
 
 

@@ -208,12 +208,12 @@ def test_every_page_is_usable_at_phone_width(
         context.close()
 
 
-@pytest.fixture
-def collections_served(console_api: Api) -> None:
-    if "/collections" not in console_api.get("/openapi.json").json()["paths"]:
-        pytest.skip("this API serves no collections yet (the collections-and-documents issue adds them)")
-    if not hasattr(Stack, "start_indexer"):
-        pytest.skip("the local stack runs no indexer yet, so no upload can reach indexed")
+@pytest.fixture(scope="session")
+def collections_served(live_stack: Stack, runtime: Any) -> None:
+    """An indexer on the console's stack, writing to the Chroma server its runtime reads, so an
+    upload from the browser is indexed and retrieved as under `make run`."""
+    live_stack.chroma_url = runtime.chroma_url
+    live_stack.start_indexer()
 
 
 def drop_files(page: Any, files: dict[str, str]) -> None:

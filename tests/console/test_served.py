@@ -88,6 +88,8 @@ def test_every_console_answer_carries_the_security_headers(rest_stack: Stack, co
         assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'none'"
         assert policy["script-src"] == "'self'" and "unsafe" not in headers["content-security-policy"]
         host = rest_stack.api_url.removeprefix("http://")
-        assert policy["connect-src"].split() == ["'self'", rest_stack.api_url, f"ws://{host}"], path
+        # The documents bucket too: the console's uploads are presigned POSTs to the AWS endpoint.
+        expected = ["'self'", rest_stack.api_url, f"ws://{host}", rest_stack.aws_url]
+        assert policy["connect-src"].split() == expected, path
     # The REST API is not the console: its answers are JSON for clients, not pages.
     assert "content-security-policy" not in httpx.get(f"{rest_stack.api_url}/health").headers

@@ -75,6 +75,7 @@ def test_routing_function_serves_index_for_deep_links(console: dict[str, Any], u
 
 
 def test_cloudfront_sends_the_consoles_own_security_headers_as_the_local_gateway_does(console: dict[str, Any]) -> None:
+    from deploy.console import upload_origins
     from local.console import content_security_policy, security_headers
 
     behaviour = console["Resources"]["ConsoleDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
@@ -83,11 +84,13 @@ def test_cloudfront_sends_the_consoles_own_security_headers_as_the_local_gateway
     config = policy_config["SecurityHeadersConfig"]
     api, ws = "https://abc123.execute-api.eu-west-1.amazonaws.com", "wss://def456.execute-api.eu-west-1.amazonaws.com"
     policy = config["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    uploads = upload_origins("dynavera-dev-documents-123456789012", "eu-west-1")
     rendered = policy.replace("${ApiOrigin}", api).replace("${WebSocketOrigin}", ws)
-    assert rendered == content_security_policy(f"{api}/dev", f"{ws}/dev")
+    rendered = rendered.replace("${UploadOrigins}", uploads)
+    assert rendered == content_security_policy(f"{api}/dev", f"{ws}/dev", uploads)
     local = security_headers(api, ws)
     assert config["FrameOptions"]["FrameOption"] == local["X-Frame-Options"]
     assert config["ReferrerPolicy"]["ReferrerPolicy"] == local["Referrer-Policy"]
     assert config["ContentTypeOptions"] == {"Override": True}
     assert all(header["Override"] for header in config.values())
-    assert {"ApiOrigin", "WebSocketOrigin"} <= set(console["Parameters"])
+    assert {"ApiOrigin", "WebSocketOrigin", "UploadOrigins"} <= set(console["Parameters"])
