@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import queue
 import random
 import threading
 import time
@@ -61,38 +62,58 @@ WATCH_SECONDS = 0.4
 WAITING_WATCH_SECONDS = 1.0
 
 
-class TokenCoalescer:
-    """Token text joined into few events: the first piece at once (first-token latency), then a
-    piece per share of the answer's token budget, so a 200-token answer is about seven writes
-    however fast the model runs. A stalled stream or a long piece is written early."""
+# Token frames are bounded by time (DESIGN §5.3): the first piece at once, then what has
+# arrived at most every FRAME_SECONDS, so a run costs at most ~10 writes per second of generation
+# and the answer moves like a chat at any model speed; a long wait is written sooner.
+FRAME_SECONDS = 0.1
+FRAME_CHARS = 2000
 
-    def __init__(self, max_tokens: int, pieces: int = 5, max_wait: float = 5.0, max_chars: int = 2000) -> None:
-        self.quota = max(1, min(40, -(-max_tokens // pieces)))
-        self.max_wait = max_wait
+
+class TokenCoalescer:
+    """Token text joined into frames by time: the first piece is due at once, later text once
+    FRAME_SECONDS have passed since the last write, or at once when FRAME_CHARS wait."""
+
+    def __init__(self, interval: float = FRAME_SECONDS, max_chars: int = FRAME_CHARS) -> None:
+        self.interval = interval
         self.max_chars = max_chars
         self.text = ""
-        self.count = 0
         self.last_flush: float | None = None
 
     def add(self, text: str) -> str | None:
         """Buffer one token's text; return what should be written now, if anything."""
         self.text += text
-        self.count += 1
-        moment = time.monotonic()
-        due = (
-            self.last_flush is None
-            or self.count >= self.quota
-            or len(self.text) >= self.max_chars
-            or moment - self.last_flush >= self.max_wait
-        )
-        if not due:
+        if self.due_in() == 0 or len(self.text) >= self.max_chars:
+            return self.drain()
+        return None
+
+    def due_in(self) -> float | None:
+        """Seconds until the waiting text is due; None when nothing waits."""
+        if not self.text:
             return None
-        self.last_flush = moment
-        return self.drain()
+        if self.last_flush is None:
+            return 0
+        return max(0.0, self.last_flush + self.interval - time.monotonic())
 
     def drain(self) -> str | None:
-        text, self.text, self.count = self.text, "", 0
+        """Everything that waits, to be written now (before any other event of the run)."""
+        text, self.text = self.text, ""
+        if text:
+            self.last_flush = time.monotonic()
         return text or None
+
+
+_END_OF_STREAM = object()
+
+
+def _read_into(events: Iterator[dict[str, Any]], inbox: queue.Queue[Any]) -> None:
+    """Move the runtime's events into `inbox`, so the writer can wake on a frame's deadline
+    while the read blocks; a failure or the end of the stream goes in last."""
+    try:
+        for item in events:
+            inbox.put(item)
+        inbox.put(_END_OF_STREAM)
+    except Exception as err:  # noqa: BLE001 - handed to the writer, which raises it
+        inbox.put(err)
 
 
 class Run:
@@ -187,23 +208,29 @@ class Run:
         }
 
     def _consume(self, events: Iterator[dict[str, Any]]) -> None:
-        tokens = TokenCoalescer(int(self.execution.config.get("max_tokens", 256)))
-        for item in events:
+        tokens = TokenCoalescer()
+        inbox: queue.Queue[Any] = queue.Queue()
+        threading.Thread(target=_read_into, args=(events, inbox), daemon=True).start()
+        while True:
+            try:
+                item = inbox.get(timeout=tokens.due_in())
+            except queue.Empty:
+                self._emit_text(tokens.drain())  # the frame's time came while the model was quiet
+                continue
+            if isinstance(item, Exception):
+                raise item
+            if item is _END_OF_STREAM:
+                raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
             kind = item.get("type")
             self.waiting = kind == "progress" and item.get("stage") == "queued"
             if kind == "token":
-                text = tokens.add(str(item.get("text", "")))
-                if text:
-                    self.emit("token", {"text": text})
+                self._emit_text(tokens.add(str(item.get("text", ""))))
                 continue
-            rest = tokens.drain()
-            if rest:
-                self.emit("token", {"text": rest})
+            self._emit_text(tokens.drain())
             if kind == "progress":
                 self.emit("progress", {"stage": item.get("stage"), "message": item.get("message")})
             elif kind == "result":
-                output = item.get("output", {})
-                self.finish("completed", output)
+                self.finish("completed", item.get("output", {}))
                 return
             elif kind == "error":
                 self.fail(str(item.get("message", "The runtime reported an error.")))
@@ -211,7 +238,10 @@ class Run:
             elif kind == "cancelled":
                 self.finish("stopped", "stop requested")
                 return
-        raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
+
+    def _emit_text(self, text: str | None) -> None:
+        if text:
+            self.emit("token", {"text": text})
 
     def _watch(self, stream: runtime_client.RunStream, done: threading.Event) -> None:
         """While the run is live: hand new subscribers their missing events, and on a stop
