@@ -4,8 +4,8 @@ SQS delivers at least once, so the claim pending → running is a conditional up
 duplicate delivery, or a run already stopped, does nothing. The claim waits for the runtime's
 first event: a runtime that is busy, loading or unreachable leaves the run pending, and its
 message goes back to the queue after a backoff, so a burst queues instead of failing. Every
-event gets the next seq by conditional write and goes out through the run's Broadcast, the
-only sender to its subscribers while it is live.
+event goes through the run's delivery Sender (chalicelib/delivery.py), which gives it its seq
+and is the only sender to its subscribers while the run is live.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import aws, capacity, collections, runtime_client
 from chalicelib.clock import iso, now
+from chalicelib.delivery import Sender
 from chalicelib.errors import Conflict
-from chalicelib.events import append_event
-from chalicelib.fanout import Broadcast
 from chalicelib.models import Execution
-from chalicelib.runs import end, transition
+from chalicelib.runs import TERMINAL_EVENTS, conclude, end, transition
 from chalicelib.telemetry import count, logger
 
 
@@ -117,26 +116,23 @@ def _read_into(events: Iterator[dict[str, Any]], inbox: queue.Queue[Any]) -> Non
 
 
 class Run:
-    """One execution's pass through the runtime: its broadcast, which also counts its seqs."""
+    """One execution's pass through the runtime, and the sender of its events."""
 
     def __init__(self, execution: Execution) -> None:
         self.execution = execution
         self.execution_id = execution.execution_id
         # Only a claimed run writes its log, and only one delivery can claim it: the log is empty.
-        self.broadcast = Broadcast(self.execution_id)
+        self.sender = Sender(self.execution_id)
         self.stopping = False
         self.waiting = False  # the runtime said the run waits behind another
 
     def emit(self, event_type: str, content: dict[str, Any]) -> None:
-        event = append_event(self.execution_id, self.broadcast.last_seq + 1, event_type, content)
-        if not self.broadcast.followers:
-            # A start_agent subscription can land just after the claim: look again rather than
-            # leave the first token to the watcher's next tick.
-            self.broadcast.refresh()
-        self.broadcast.publish(event)
+        self.sender.append(event_type, content)
 
     def finish(self, status: str, detail: Any) -> None:
-        end(self.execution, status, detail, broadcast=self.broadcast)
+        content = conclude(self.execution, status, detail)
+        if content is not None:
+            self.sender.end(TERMINAL_EVENTS[status], content)
 
     def fail(self, message: str) -> None:
         self.finish("failed", message)
@@ -251,7 +247,7 @@ class Run:
             try:
                 if not probe.stop_requested:
                     probe.refresh(consistent_read=True)
-                self.broadcast.refresh()
+                self.sender.refresh()
             except DoesNotExist:
                 return
             except Exception:  # noqa: BLE001 - the next tick tries again; the run goes on meanwhile

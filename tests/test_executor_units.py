@@ -1,11 +1,13 @@
-"""Unit edges of the executor and fan-out: token coalescing and bounded frames."""
+"""Unit edges of the executor and delivery: token coalescing and bounded frames."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from chalicelib import executor
-from chalicelib.fanout import EXCERPT_CHARS, frame_for
+from chalicelib.delivery import EXCERPT_CHARS, frame_for
 from chalicelib.models import Event
 
 
@@ -60,7 +62,7 @@ def test_writes_are_bounded_by_time_and_lose_nothing(clock: FakeClock, seconds_a
     generation = clock.now - started
     # at most one write per FRAME_SECONDS of generation, plus the first piece at once
     assert len(writes) <= generation / executor.FRAME_SECONDS + 2
-    gaps = [b - a for (a, _), (b, _) in zip(writes, writes[1:], strict=False)]
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(writes)]
     # and the text never waits longer than the slower of the frame time and the model
     assert max(gaps) <= max(executor.FRAME_SECONDS, seconds_apart) + 1e-9
 
