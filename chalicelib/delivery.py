@@ -51,7 +51,7 @@ from chalicelib.clock import new_id
 from chalicelib.errors import Conflict
 from chalicelib.events import append_event, list_events
 from chalicelib.models import Connection, Event, Execution, Subscription, conditional
-from chalicelib.telemetry import count, logger
+from chalicelib.telemetry import count, logger, start_thread
 
 # API Gateway refuses frames over 32 KB; source excerpts in the completion frame are cut to fit.
 EXCERPT_CHARS = 400
@@ -268,9 +268,7 @@ class Sender:
                 if connection_id not in self.subscribers:
                     subscriber = _Subscriber(connection_id, row.endpoint, row.token, int(row.after))
                     self.subscribers[connection_id] = subscriber
-                    worker = threading.Thread(target=self._deliver, args=(subscriber,), daemon=True)
-                    self._workers.append(worker)
-                    worker.start()
+                    self._workers.append(start_thread(self._deliver, subscriber))
             self._changed.notify_all()
 
     def end(self, event_type: str, content: dict[str, Any]) -> Event:

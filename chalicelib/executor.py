@@ -30,7 +30,7 @@ from chalicelib.delivery import Sender
 from chalicelib.errors import Conflict
 from chalicelib.models import Execution
 from chalicelib.runs import TERMINAL_EVENTS, conclude, end, transition
-from chalicelib.telemetry import count, logger
+from chalicelib.telemetry import count, logger, start_thread
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class Run:
 
     def _follow(self, stream: runtime_client.RunStream, events: Iterator[dict[str, Any]]) -> None:
         done = threading.Event()
-        threading.Thread(target=self._watch, args=(stream, done), daemon=True).start()
+        start_thread(self._watch, stream, done)
         try:
             self.emit("started", {"agent_id": self.execution.agent_id})
             self._consume(events)
@@ -206,7 +206,7 @@ class Run:
     def _consume(self, events: Iterator[dict[str, Any]]) -> None:
         tokens = TokenCoalescer()
         inbox: queue.Queue[Any] = queue.Queue()
-        threading.Thread(target=_read_into, args=(events, inbox), daemon=True).start()
+        start_thread(_read_into, events, inbox)
         while True:
             try:
                 item = inbox.get(timeout=tokens.due_in())
