@@ -213,10 +213,11 @@ class Run:
             except queue.Empty:
                 self._emit_text(tokens.drain())  # the frame's time came while the model was quiet
                 continue
-            if isinstance(item, Exception):
+            if isinstance(item, Exception) or item is _END_OF_STREAM:
+                self._emit_text(tokens.drain())  # the text that came stays in the log, stopped or not
+                if item is _END_OF_STREAM:
+                    raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
                 raise item
-            if item is _END_OF_STREAM:
-                raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
             kind = item.get("type")
             self.waiting = kind == "progress" and item.get("stage") == "queued"
             if kind == "token":
