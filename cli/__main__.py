@@ -338,16 +338,17 @@ def parser() -> argparse.ArgumentParser:
     listed = runs.add_parser("list", help="an agent's runs, newest first: status and duration")
     listed.add_argument("agent_id")
     listed.set_defaults(func=executions_list)
-    shown = runs.add_parser("show", help="one run: status, answer, sources, timings")
-    shown.add_argument("execution_id")
-    shown.set_defaults(func=executions_show)
+    for name, text, func in (
+        ("show", "one run: status, answer, sources, timings", executions_show),
+        ("stop", "stop a run", executions_stop),
+    ):
+        one = runs.add_parser(name, help=text)
+        one.add_argument("execution_id")
+        one.set_defaults(func=func)
     followed = runs.add_parser("follow", help="a run from its start, its answer as it grows, live to its end")
     followed.add_argument("execution_id")
     followed.add_argument("--json", action="store_true", help="print the raw frames")
     followed.set_defaults(func=executions_follow)
-    stopped = runs.add_parser("stop", help="stop a run")
-    stopped.add_argument("execution_id")
-    stopped.set_defaults(func=executions_stop)
 
     collections = commands.add_parser("collections", help="your document collections").add_subparsers(
         dest="collections_command", required=True
