@@ -69,8 +69,9 @@ TERMINAL_EVENT_WAIT_SECONDS = 10.0
 # (API Gateway's LimitExceededException asks for exactly that).
 RETRY_FIRST_SECONDS = 0.05
 RETRY_CAP_SECONDS = 2.0
-# How long the end of a run waits for its slowest subscriber; within the executor's timeout.
-DRAIN_SECONDS = 30.0
+# How long the end of a run waits for its slowest subscriber. A run may end inside a REST stop,
+# which API Gateway cuts at 29 s, so well under that.
+DRAIN_SECONDS = 10.0
 # How often a subscriber's cursor is written to its row, for a sender that takes over.
 CHECKPOINT_SECONDS = 1.0
 # A writer that has not seen the terminal status yet (an executor past its deadline) may take
