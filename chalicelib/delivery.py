@@ -295,11 +295,13 @@ class Sender:
             self._changed.notify_all()
         for worker in self._workers:
             worker.join(max(0.0, self._give_up_at - time.monotonic()))
-        behind = [s.connection_id for s in self.subscribers.values() if s.sent < self.last_seq and not s.dropped]
+        with self._changed:
+            behind = [s for s in self.subscribers.values() if s.sent < self.last_seq and not s.dropped]
         if behind:
-            logger.warning("subscribers still behind at the end of the run", extra={"connections": behind})
+            connections = [s.connection_id for s in behind]
+            logger.warning("subscribers still behind at the end of the run", extra={"connections": connections})
             count("SubscribersBehind", len(behind))
-            for subscriber in list(self.subscribers.values()):
+            for subscriber in behind:
                 self._checkpoint(subscriber)
 
     def _next(self, subscriber: _Subscriber) -> Event | None:
