@@ -196,3 +196,21 @@ def test_after_an_executor_dies_between_a_write_and_its_send_each_subscriber_get
         assert sorted(set(seqs)) == list(range(after + 1, 8))
         if every == 0.0:
             assert_exact(h, connection_id, execution_id, after)
+
+
+def test_a_subscriber_failing_past_the_drain_keeps_its_cursor_and_resumes_exactly(
+    h: Handlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(delivery, "DRAIN_SECONDS", 0.5)
+    key, execution_id, healthy = started_run(h)
+    failing = follower(h, key, execution_id)
+    h.runtime.play(*answer(3), pace=0.05)
+    h.connections.fail(failing, *[SERVER_ERROR] * 1000)  # failing for as long as the run lasts
+    assert h.deliver() == 1
+    assert_exact(h, healthy, execution_id)
+    assert list(h.connections.of_execution(failing, execution_id)) == []
+    assert checkpoint(execution_id, failing) == 0  # its cursor, kept in its row
+    h.connections.faults[failing].clear()
+    # The client reconnects and resubscribes from the last seq it holds, as the console does.
+    replayed = h.send(failing, {"action": "subscribe", "execution_id": execution_id, "after": 0})
+    assert [f["seq"] for f in replayed] == [int(e.seq) for e in h.events(execution_id)]
