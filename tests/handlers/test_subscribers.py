@@ -119,7 +119,7 @@ def test_a_slow_subscriber_delays_only_itself(h: Handlers) -> None:
     slow = follower(h, key, execution_id)
     h.connections.slow[slow] = SLOW_POST_SECONDS
     try:
-        h.runtime.play(*answer(10), pace=0.2)
+        h.runtime.play(*answer(20), pace=0.2)
         assert h.deliver() == 1
     finally:
         del h.connections.slow[slow]
