@@ -24,9 +24,12 @@ from tests.live import wait_until
 # (a percentile, as the machine running the suite is shared and may pause any process).
 FRAME_GAP_SECONDS = 0.25
 # A frame reaches a healthy subscriber this soon after its event is written (p95), whatever
-# another subscriber does; and never as late as a slow subscriber's post takes.
+# another subscriber does; none is ever as late as a second (frames queued behind a slow
+# subscriber's posts would fall further behind with every frame).
 ON_TIME_SECONDS = 0.25
-SLOW_POST_SECONDS = 0.6
+NEVER_LATER_SECONDS = 1.0
+# Slower than the model (5 frames/s), yet the slow subscriber catches up within the end's drain.
+SLOW_POST_SECONDS = 0.35
 
 
 def p95(values: list[float]) -> float:
@@ -63,11 +66,11 @@ def written_at(event: Event) -> float:
 
 def assert_on_time(h: Handlers, connection_id: str, execution_id: str) -> None:
     """The connection's frames came within ON_TIME_SECONDS of their event's write (p95), and
-    none waited as long as a slow subscriber's post."""
+    none as late as NEVER_LATER_SECONDS."""
     events = {int(e.seq): e for e in h.events(execution_id)}
     timed = h.connections.timed(connection_id, execution_id)
     delays = [arrived - written_at(events[frame["seq"]]) for arrived, frame in timed]
-    assert p95(delays) <= ON_TIME_SECONDS and max(delays) < SLOW_POST_SECONDS, [round(d, 3) for d in delays]
+    assert p95(delays) <= ON_TIME_SECONDS and max(delays) < NEVER_LATER_SECONDS, [round(d, 3) for d in delays]
 
 
 def token_gaps(h: Handlers, connection_id: str, execution_id: str) -> list[float]:
@@ -79,11 +82,11 @@ def token_gaps(h: Handlers, connection_id: str, execution_id: str) -> list[float
 
 def test_at_five_tokens_a_second_token_frames_reach_the_client_under_250_ms_apart(h: Handlers) -> None:
     _, execution_id, connection_id = started_run(h)
-    h.runtime.play(*answer(30), pace=0.2)
+    h.runtime.play(*answer(40), pace=0.2)
     assert h.deliver() == 1
     assert h.execution(execution_id).status == "completed"
     gaps = token_gaps(h, connection_id, execution_id)
-    assert len(gaps) >= 25 and p95(gaps) < FRAME_GAP_SECONDS, [round(g, 3) for g in gaps]
+    assert len(gaps) >= 35 and p95(gaps) < FRAME_GAP_SECONDS, [round(g, 3) for g in gaps]
     assert_exact(h, connection_id, execution_id)
 
 
@@ -119,7 +122,7 @@ def test_a_slow_subscriber_delays_only_itself(h: Handlers) -> None:
     slow = follower(h, key, execution_id)
     h.connections.slow[slow] = SLOW_POST_SECONDS
     try:
-        h.runtime.play(*answer(20), pace=0.2)
+        h.runtime.play(*answer(40), pace=0.2)
         assert h.deliver() == 1
     finally:
         del h.connections.slow[slow]
