@@ -6,7 +6,7 @@ agents list on the local stack, and frames and long tasks while a 2,000-token an
 Needs the built console (make console), the prepared model and the demo collection (make model
 corpus) and /usr/bin/chromium. Starts its own stack on a stage of its own. The streaming figure
 uses a scripted socket in the page: one frame per token, far more frames than the real server
-sends (it coalesces tokens into about five pieces per answer), so it is the console's worst case.
+sends (it writes what has arrived at most every 100 ms), so it is the console's worst case.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Loopback TCP taps for the benchmarks: forward a port unchanged while noting what passes.
 
-One tap sits in front of the runtime and notes when each execution's first token line leaves
-it; one sits
-in front of the AWS endpoint and counts DynamoDB write requests. Both only read the bytes;
+One tap sits in front of the runtime and notes when each execution's /execute request reaches
+it and when its first token line leaves it; one sits in front of the AWS endpoint and counts
+DynamoDB write requests. Both only read the bytes;
 tests may also hold one request back (`hold`) to force a race.
 """
 
@@ -34,6 +34,7 @@ class Tap:
         self.target_port = target_port
         self.port = 0
         self.first_tokens: dict[str, float] = {}  # execution_id → when its first token line passed
+        self.executes: dict[str, float] = {}  # execution_id → when its POST /execute passed
         self.writes: list[tuple[str, str]] = []
         self.holds: list[Hold] = []
         self._ready = threading.Event()
@@ -52,6 +53,7 @@ class Tap:
 
     def reset(self) -> None:
         self.first_tokens = {}
+        self.executes = {}
         self.writes = []
 
     def _serve(self) -> None:
@@ -77,8 +79,12 @@ class Tap:
             while data := await reader.read(65536):
                 if upstream:
                     pending = self._note_writes(pending + data)
+                    if data.startswith(b"POST /execute "):
+                        stream["execute"] = "yes"
                     if named := EXECUTION.search(data):
                         stream["execution_id"] = named.group(1).decode()
+                        if stream.get("execute"):
+                            self.executes.setdefault(stream["execution_id"], time.monotonic())
                     await self._wait_if_held(data)
                 elif TOKEN.search(data) and stream.get("execution_id") not in self.first_tokens:
                     self.first_tokens[stream.get("execution_id", "")] = time.monotonic()

@@ -91,5 +91,7 @@ def connections_api(endpoint: str) -> Any:
         region_name=_target().region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
-        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2}),
+        # One attempt per call: delivery retries a failed post itself, from the subscriber's
+        # cursor and with its own backoff, so a throttled connection never holds up the others.
+        config=Config(connect_timeout=2, read_timeout=3, retries={"total_max_attempts": 1}),
     )

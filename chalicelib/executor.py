@@ -4,14 +4,15 @@ SQS delivers at least once, so the claim pending → running is a conditional up
 duplicate delivery, or a run already stopped, does nothing. The claim waits for the runtime's
 first event: a runtime that is busy, loading or unreachable leaves the run pending, and its
 message goes back to the queue after a backoff, so a burst queues instead of failing. Every
-event gets the next seq by conditional write and goes out through the run's Broadcast, the
-only sender to its subscribers while it is live.
+event goes through the run's delivery Sender (chalicelib/delivery.py), which gives it its seq
+and is the only sender to its subscribers while the run is live.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import queue
 import random
 import threading
 import time
@@ -25,12 +26,11 @@ from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import aws, capacity, collections, runtime_client
 from chalicelib.clock import iso, now
+from chalicelib.delivery import Sender
 from chalicelib.errors import Conflict
-from chalicelib.events import append_event
-from chalicelib.fanout import Broadcast
 from chalicelib.models import Execution
-from chalicelib.runs import end, transition
-from chalicelib.telemetry import count, logger
+from chalicelib.runs import TERMINAL_EVENTS, conclude, end, transition
+from chalicelib.telemetry import count, logger, start_thread
 
 
 @dataclass(frozen=True)
@@ -61,61 +61,78 @@ WATCH_SECONDS = 0.4
 WAITING_WATCH_SECONDS = 1.0
 
 
-class TokenCoalescer:
-    """Token text joined into few events: the first piece at once (first-token latency), then a
-    piece per share of the answer's token budget, so a 200-token answer is about seven writes
-    however fast the model runs. A stalled stream or a long piece is written early."""
+# Token frames are bounded by time (DESIGN §5.3): the first piece at once, then what has
+# arrived at most every FRAME_SECONDS, so a run costs at most ~10 writes per second of generation
+# and the answer moves like a chat at any model speed; a long wait is written sooner.
+FRAME_SECONDS = 0.1
+FRAME_CHARS = 2000
 
-    def __init__(self, max_tokens: int, pieces: int = 5, max_wait: float = 5.0, max_chars: int = 2000) -> None:
-        self.quota = max(1, min(40, -(-max_tokens // pieces)))
-        self.max_wait = max_wait
+
+class TokenCoalescer:
+    """Token text joined into frames by time: the first piece is due at once, later text once
+    FRAME_SECONDS have passed since the last write, or at once when FRAME_CHARS wait."""
+
+    def __init__(self, interval: float = FRAME_SECONDS, max_chars: int = FRAME_CHARS) -> None:
+        self.interval = interval
         self.max_chars = max_chars
         self.text = ""
-        self.count = 0
         self.last_flush: float | None = None
 
     def add(self, text: str) -> str | None:
         """Buffer one token's text; return what should be written now, if anything."""
         self.text += text
-        self.count += 1
-        moment = time.monotonic()
-        due = (
-            self.last_flush is None
-            or self.count >= self.quota
-            or len(self.text) >= self.max_chars
-            or moment - self.last_flush >= self.max_wait
-        )
-        if not due:
+        if self.due_in() == 0 or len(self.text) >= self.max_chars:
+            return self.drain()
+        return None
+
+    def due_in(self) -> float | None:
+        """Seconds until the waiting text is due; None when nothing waits."""
+        if not self.text:
             return None
-        self.last_flush = moment
-        return self.drain()
+        if self.last_flush is None:
+            return 0
+        return max(0.0, self.last_flush + self.interval - time.monotonic())
 
     def drain(self) -> str | None:
-        text, self.text, self.count = self.text, "", 0
+        """Everything that waits, to be written now (before any other event of the run)."""
+        text, self.text = self.text, ""
+        if text:
+            self.last_flush = time.monotonic()
         return text or None
 
 
+_END_OF_STREAM = object()
+
+
+def _read_into(events: Iterator[dict[str, Any]], inbox: queue.Queue[Any]) -> None:
+    """Move the runtime's events into `inbox`, so the writer can wake on a frame's deadline
+    while the read blocks; a failure or the end of the stream goes in last."""
+    try:
+        for item in events:
+            inbox.put(item)
+        inbox.put(_END_OF_STREAM)
+    except Exception as err:  # noqa: BLE001 - handed to the writer, which raises it
+        inbox.put(err)
+
+
 class Run:
-    """One execution's pass through the runtime: its broadcast, which also counts its seqs."""
+    """One execution's pass through the runtime, and the sender of its events."""
 
     def __init__(self, execution: Execution) -> None:
         self.execution = execution
         self.execution_id = execution.execution_id
         # Only a claimed run writes its log, and only one delivery can claim it: the log is empty.
-        self.broadcast = Broadcast(self.execution_id)
+        self.sender = Sender(self.execution_id)
         self.stopping = False
         self.waiting = False  # the runtime said the run waits behind another
 
     def emit(self, event_type: str, content: dict[str, Any]) -> None:
-        event = append_event(self.execution_id, self.broadcast.last_seq + 1, event_type, content)
-        if not self.broadcast.followers:
-            # A start_agent subscription can land just after the claim: look again rather than
-            # leave the first token to the watcher's next tick.
-            self.broadcast.refresh()
-        self.broadcast.publish(event)
+        self.sender.append(event_type, content)
 
     def finish(self, status: str, detail: Any) -> None:
-        end(self.execution, status, detail, broadcast=self.broadcast)
+        content = conclude(self.execution, status, detail)
+        if content is not None:
+            self.sender.end(TERMINAL_EVENTS[status], content)
 
     def fail(self, message: str) -> None:
         self.finish("failed", message)
@@ -147,7 +164,7 @@ class Run:
 
     def _follow(self, stream: runtime_client.RunStream, events: Iterator[dict[str, Any]]) -> None:
         done = threading.Event()
-        threading.Thread(target=self._watch, args=(stream, done), daemon=True).start()
+        start_thread(self._watch, stream, done)
         try:
             self.emit("started", {"agent_id": self.execution.agent_id})
             self._consume(events)
@@ -187,23 +204,30 @@ class Run:
         }
 
     def _consume(self, events: Iterator[dict[str, Any]]) -> None:
-        tokens = TokenCoalescer(int(self.execution.config.get("max_tokens", 256)))
-        for item in events:
+        tokens = TokenCoalescer()
+        inbox: queue.Queue[Any] = queue.Queue()
+        start_thread(_read_into, events, inbox)
+        while True:
+            try:
+                item = inbox.get(timeout=tokens.due_in())
+            except queue.Empty:
+                self._emit_text(tokens.drain())  # the frame's time came while the model was quiet
+                continue
+            if isinstance(item, Exception) or item is _END_OF_STREAM:
+                self._emit_text(tokens.drain())  # the text that came stays in the log, stopped or not
+                if item is _END_OF_STREAM:
+                    raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
+                raise item
             kind = item.get("type")
             self.waiting = kind == "progress" and item.get("stage") == "queued"
             if kind == "token":
-                text = tokens.add(str(item.get("text", "")))
-                if text:
-                    self.emit("token", {"text": text})
+                self._emit_text(tokens.add(str(item.get("text", ""))))
                 continue
-            rest = tokens.drain()
-            if rest:
-                self.emit("token", {"text": rest})
+            self._emit_text(tokens.drain())
             if kind == "progress":
                 self.emit("progress", {"stage": item.get("stage"), "message": item.get("message")})
             elif kind == "result":
-                output = item.get("output", {})
-                self.finish("completed", output)
+                self.finish("completed", item.get("output", {}))
                 return
             elif kind == "error":
                 self.fail(str(item.get("message", "The runtime reported an error.")))
@@ -211,7 +235,10 @@ class Run:
             elif kind == "cancelled":
                 self.finish("stopped", "stop requested")
                 return
-        raise runtime_client.RuntimeFailure("The runtime's stream ended without a result.")
+
+    def _emit_text(self, text: str | None) -> None:
+        if text:
+            self.emit("token", {"text": text})
 
     def _watch(self, stream: runtime_client.RunStream, done: threading.Event) -> None:
         """While the run is live: hand new subscribers their missing events, and on a stop
@@ -221,7 +248,7 @@ class Run:
             try:
                 if not probe.stop_requested:
                     probe.refresh(consistent_read=True)
-                self.broadcast.refresh()
+                self.sender.refresh()
             except DoesNotExist:
                 return
             except Exception:  # noqa: BLE001 - the next tick tries again; the run goes on meanwhile

@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from chalicelib import auth, fanout, usage, validation
+from chalicelib import auth, delivery, usage, validation
 from chalicelib.clock import new_id, now_iso
 from chalicelib.errors import Conflict, Invalid, NotFound
 from chalicelib.models import ApiKey, Connection, conditional
@@ -79,7 +79,7 @@ def revoke(row: ApiKey) -> int:
     auth.forget(row.key_hash)
     closed = 0
     for connection in Connection.by_user.query(row.user_id, filter_condition=Connection.key_hash == row.key_hash):
-        fanout.close_connection(connection.endpoint, connection.connection_id)
+        delivery.close_connection(connection.endpoint, connection.connection_id)
         closed += 1
     logger.info("API key revoked", extra={"key_id": row.key_id, "connections_closed": closed})
     return closed

@@ -18,8 +18,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import agents, aws, usage, validation
 from chalicelib.clock import new_id, now, now_iso
 from chalicelib.errors import Conflict, LimitReached, NotFound, Unavailable
-from chalicelib.events import append_event, list_events
-from chalicelib.fanout import Broadcast
+from chalicelib.events import list_events
 from chalicelib.models import Event, Execution, IdempotencyRecord, conditional
 from chalicelib.pagination import query_page
 from chalicelib.telemetry import count
@@ -39,6 +38,16 @@ OUTCOMES: dict[str, Callable[[Any], tuple[dict[str, Any], list[Any]]]] = {
     "stopped": lambda reason: ({"reason": reason}, []),
 }
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+# Writes a run's terminal event and sends it (execution_id, event_type, content): the delivery
+# module's, handed in by the wiring step, so the state machine knows nothing of subscribers.
+Announce = Callable[[str, str, dict[str, Any]], None]
+_announce: Announce | None = None
+
+
+def configure(announce: Announce) -> None:
+    global _announce
+    _announce = announce
 
 
 def transition(execution: Execution, to: str, *actions: Any) -> bool:
@@ -239,31 +248,24 @@ def stop(user_id: str, execution_id: str) -> Execution:
     raise Conflict(f"Execution {execution.execution_id} has already {execution.status}.")
 
 
-def end(execution: Execution, status: str, detail: Any, *actions: Any, broadcast: Broadcast | None = None) -> bool:
-    """Finish a run with exactly one terminal status and its event, sent to every subscriber;
-    `detail` is the output, the error message or the stop reason (see OUTCOMES).
-
-    The conditional status change decides who may write the event. After it no subscription
-    can be added (see fanout), so one refresh of the broadcast reaches every subscriber there
-    will ever be. Without the run's own broadcast, one is built from the log; if the run was
-    running, its lost executor may have sent those events, so only the terminal one is sent.
-    """
-    was_running = execution.status == "running"
+def conclude(execution: Execution, status: str, detail: Any, *actions: Any) -> dict[str, Any] | None:
+    """Write the run's one terminal status; the content of its terminal event, or None when
+    another writer ended it first. `detail` is the output, the error message or the stop reason
+    (see OUTCOMES)."""
     content, recorded = OUTCOMES[status](detail)
     if not transition(execution, status, *recorded, *actions):
-        return False
-    broadcast = broadcast or Broadcast.from_log(execution.execution_id, resume=was_running)
-    for _ in range(5):
-        try:
-            event = append_event(execution.execution_id, broadcast.last_seq + 1, TERMINAL_EVENTS[status], content)
-            break
-        except Conflict:
-            # A writer that has not yet seen the new status (an executor past its deadline) took
-            # the seq: the terminal event goes after whatever it wrote.
-            broadcast = Broadcast.from_log(execution.execution_id, resume=True)
-    else:
-        raise Conflict(f"Execution {execution.execution_id}: its terminal event could not be written.")
-    broadcast.refresh()
-    broadcast.publish(event)
+        return None
     count(f"Executions{status.capitalize()}")
+    return content
+
+
+def end(execution: Execution, status: str, detail: Any, *actions: Any) -> bool:
+    """Finish a run that has no sender of its own here (stopped while pending, never queued,
+    swept): its status, then its terminal event through the delivery the wiring step handed in."""
+    content = conclude(execution, status, detail, *actions)
+    if content is None:
+        return False
+    if _announce is None:
+        raise RuntimeError("chalicelib is not wired: call chalicelib.wiring.wire(settings) first.")
+    _announce(execution.execution_id, TERMINAL_EVENTS[status], content)
     return True

@@ -3,6 +3,8 @@ Metrics (EMF), and Powertools' Tracer when X-Ray is on; `boundary` is the edge o
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -29,6 +31,14 @@ _trace_header: Callable[[], str | None] | None = None
 def configure(tracing: bool, trace_header: Callable[[], str | None]) -> None:
     global _tracing, _trace_header
     _tracing, _trace_header = tracing, trace_header
+
+
+def start_thread(target: Callable[..., None], *args: Any) -> threading.Thread:
+    """A daemon thread that logs under its starter's keys (the run's execution_id): the
+    logger keeps them in a context variable, which a new thread would otherwise start without."""
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target, *args), daemon=True)
+    thread.start()
+    return thread
 
 
 def count(name: str, value: int = 1) -> None:

@@ -12,10 +12,10 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist
 
 import contract
-from chalicelib import auth, fanout, runs, usage, validation
+from chalicelib import auth, delivery, runs, usage, validation
 from chalicelib.clock import now, now_iso
+from chalicelib.delivery import close_connection, forget_connection, post_to_connection
 from chalicelib.errors import DynaveraError, Invalid, Unauthorized, error_frame
-from chalicelib.fanout import close_connection, forget_connection, post_to_connection
 from chalicelib.models import Connection, Execution, Subscription
 from chalicelib.telemetry import logger
 
@@ -132,10 +132,10 @@ def _subscribe(connection: Connection, frame: dict[str, Any]) -> None:
 
 def follow(connection: Connection, execution: Execution, after: int) -> None:
     """Follow an execution from `after`: a live one's sender picks the subscription up (see
-    fanout); a terminal one has no sender left, so its log is replayed here."""
+    delivery); a terminal one has no sender left, so its log is replayed here."""
     usage.check_subscriber(execution.execution_id, connection.connection_id)
-    if not fanout.subscribe(execution.execution_id, connection, after):
-        fanout.replay_terminal(execution.execution_id, connection, after)
+    if not delivery.subscribe(execution.execution_id, connection, after):
+        delivery.replay_terminal(execution.execution_id, connection, after)
 
 
 def _unsubscribe(connection: Connection, frame: dict[str, Any]) -> None:

@@ -1,13 +1,26 @@
 """The one wiring step: settings in, and each module handed just what it needs of them — the
 models their tables, the AWS clients their endpoint, the runtime client its URL and secret,
 telemetry its tracing switch, the executor its run policy, the WebSocket its endpoint, usage
-the stage's per-user limits, documents their bucket and indexing deadline."""
+the stage's per-user limits, documents their bucket and indexing deadline, the state machine the
+delivery that announces a run's end."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-from chalicelib import aws, capacity, documents, executor, models, runtime_client, telemetry, usage, websocket
+from chalicelib import (
+    aws,
+    capacity,
+    delivery,
+    documents,
+    executor,
+    models,
+    runs,
+    runtime_client,
+    telemetry,
+    usage,
+    websocket,
+)
 from chalicelib.limits import Limits
 from chalicelib.settings import ConfigError, Settings, lambda_trace_header
 
@@ -38,3 +51,4 @@ def wire(settings: Settings) -> None:
     usage.configure(limits(settings))
     deadline = settings.indexing_deadline_seconds or capacity.INDEXING_DEADLINE_SECONDS
     documents.configure(documents.Storage(settings.documents_bucket, deadline))
+    runs.configure(delivery.end_run)

@@ -1,4 +1,5 @@
-"""./dynavera: keys, agents, ask, collections, upload and bench, from a terminal; deploy and pick a stage."""
+"""./dynavera: keys, agents, ask, executions, collections, upload and bench, from a terminal; deploy and pick
+a stage."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from cli import stages
 from cli.api import Api, ApiError
@@ -174,6 +176,34 @@ def ask(args: argparse.Namespace) -> int:
     return ask_over_websocket(ws_url(), api_key(args), args.agent_id, args.question, as_json=args.json)
 
 
+def executions_list(args: argparse.Namespace) -> int:
+    from cli import executions
+
+    with _session(args) as api:
+        for execution in api.pages(f"/agents/{quote(args.agent_id, safe='')}/executions", "executions"):
+            print(executions.line(execution))
+    return 0
+
+
+def executions_show(args: argparse.Namespace) -> int:
+    from cli import executions
+
+    print(executions.details(_api(args, "GET", f"/executions/{quote(args.execution_id, safe='')}")))
+    return 0
+
+
+def executions_follow(args: argparse.Namespace) -> int:
+    from cli.ask import follow_over_websocket
+
+    return follow_over_websocket(ws_url(), api_key(args), args.execution_id, as_json=args.json)
+
+
+def executions_stop(args: argparse.Namespace) -> int:
+    execution = _api(args, "POST", f"/executions/{quote(args.execution_id, safe='')}/stop")
+    print(f"{execution['execution_id']}  {execution['status']}  (stop requested)")
+    return 0
+
+
 def _collection(args: argparse.Namespace, name_or_id: str) -> dict[str, Any]:
     """A collection by its name (what users type) or its id."""
     with _session(args) as api:
@@ -301,6 +331,24 @@ def parser() -> argparse.ArgumentParser:
     question.add_argument("question")
     question.add_argument("--json", action="store_true", help="print the raw frames")
     question.set_defaults(func=ask)
+
+    runs = commands.add_parser("executions", help="runs of your agents").add_subparsers(
+        dest="executions_command", required=True
+    )
+    listed = runs.add_parser("list", help="an agent's runs, newest first: status and duration")
+    listed.add_argument("agent_id")
+    listed.set_defaults(func=executions_list)
+    for name, text, func in (
+        ("show", "one run: status, answer, sources, timings", executions_show),
+        ("stop", "stop a run", executions_stop),
+    ):
+        one = runs.add_parser(name, help=text)
+        one.add_argument("execution_id")
+        one.set_defaults(func=func)
+    followed = runs.add_parser("follow", help="a run from its start, its answer as it grows, live to its end")
+    followed.add_argument("execution_id")
+    followed.add_argument("--json", action="store_true", help="print the raw frames")
+    followed.set_defaults(func=executions_follow)
 
     collections = commands.add_parser("collections", help="your document collections").add_subparsers(
         dest="collections_command", required=True

@@ -1,4 +1,5 @@
-"""`dynavera ask`: start a run over the WebSocket and print the answer as it streams.
+"""`dynavera ask` and `dynavera executions follow`: a run over the WebSocket, its answer printed
+as it grows.
 
 A dropped connection is reopened and resumed with `subscribe` after the last seq seen, and
 frames with a seq already seen are dropped, so nothing is missed or printed twice.
@@ -24,12 +25,23 @@ def ask_over_websocket(url: str, key: str, agent_id: str, question: str, as_json
         "input_data": {"query": question},
         "request_id": str(uuid.uuid4()),
     }
-    execution_id: str | None = None
-    last_seq = 0
+    return _stream(url, key, first, None, 0, as_json)
+
+
+def follow_over_websocket(url: str, key: str, execution_id: str, as_json: bool = False) -> int:
+    """Join a run, live or finished: its events from the first, then live ones to its end."""
+    return _stream(url, key, None, execution_id, 0, as_json)
+
+
+def _stream(
+    url: str, key: str, first: dict[str, Any] | None, execution_id: str | None, last_seq: int, as_json: bool
+) -> int:
+    """Send `first` (or subscribe to `execution_id`), print the frames to the terminal one, and
+    resume after the last seq seen when the connection drops."""
     for _attempt in range(5):
         try:
             with connect(f"{url}?token={key}", open_timeout=10, max_size=2**20) as ws:
-                if execution_id is None:
+                if execution_id is None and first is not None:
                     ws.send(json.dumps(first))
                 else:
                     ws.send(json.dumps({"action": "subscribe", "execution_id": execution_id, "after": last_seq}))

@@ -4,7 +4,7 @@
 moto's DynamoDB takes no lock. A TransactWriteItems copies the tables it touches and, when a
 condition fails, puts the copies back, undoing whatever another request wrote to those tables
 meanwhile; and a transaction's condition check can interleave with another request's write.
-DynamoDB serializes both, and the subscribe hand-off (chalicelib/fanout.py) relies on it, so
+DynamoDB serializes both, and the subscribe hand-off (chalicelib/delivery.py) relies on it, so
 here every DynamoDB operation runs under one lock.
 
 moto keeps everything in memory and has no persistence of its own (getmoto/moto#1069, #9755).

@@ -1,11 +1,13 @@
-"""Unit edges of the executor and fan-out: token coalescing and bounded frames."""
+"""Unit edges of the executor and delivery: token coalescing and bounded frames."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
 from chalicelib import executor
-from chalicelib.fanout import EXCERPT_CHARS, frame_for
+from chalicelib.delivery import EXCERPT_CHARS, frame_for
 from chalicelib.models import Event
 
 
@@ -24,45 +26,67 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-def coalesce(clock: FakeClock, tokens: list[str], seconds_apart: float, max_tokens: int = 200) -> list[str]:
-    coalescer = executor.TokenCoalescer(max_tokens)
-    pieces = []
+def coalesce(clock: FakeClock, tokens: list[str], seconds_apart: float) -> list[tuple[float, str]]:
+    """Feed tokens `seconds_apart`, writing what is due as the executor's loop does (on a token,
+    or when the wait for the next one passes the frame's deadline); the writes with their times."""
+    coalescer = executor.TokenCoalescer()
+    writes = []
     for token in tokens:
         piece = coalescer.add(token)
         if piece:
-            pieces.append(piece)
-        clock.now += seconds_apart
+            writes.append((clock.now, piece))
+        due = coalescer.due_in()
+        if due is not None and due < seconds_apart:
+            clock.now += due
+            writes.append((clock.now, coalescer.drain()))
+            clock.now += seconds_apart - due
+        else:
+            clock.now += seconds_apart
     rest = coalescer.drain()
-    return pieces + ([rest] if rest else [])
+    return writes + ([(clock.now, rest)] if rest else [])
 
 
 def test_first_token_is_written_at_once(clock: FakeClock) -> None:
-    coalescer = executor.TokenCoalescer(200)
+    coalescer = executor.TokenCoalescer()
     assert coalescer.add("Hello") == "Hello"
     assert coalescer.add(" world") is None
+    assert coalescer.due_in() == pytest.approx(executor.FRAME_SECONDS)
 
 
-@pytest.mark.parametrize("seconds_apart", [0.0, 0.015, 0.1])
-def test_a_200_token_answer_is_a_handful_of_writes_and_loses_nothing(clock: FakeClock, seconds_apart: float) -> None:
+@pytest.mark.parametrize("seconds_apart", [0.001, 0.015, 0.05, 0.2])
+def test_writes_are_bounded_by_time_and_lose_nothing(clock: FakeClock, seconds_apart: float) -> None:
     tokens = [f"t{i} " for i in range(200)]
-    pieces = coalesce(clock, tokens, seconds_apart)  # from instant to 20 s of generation
-    assert "".join(pieces) == "".join(tokens)
-    assert len(pieces) <= 8
+    started = clock.now
+    writes = coalesce(clock, tokens, seconds_apart)
+    assert "".join(text for _, text in writes) == "".join(tokens)
+    generation = clock.now - started
+    # at most one write per FRAME_SECONDS of generation, plus the first piece at once
+    assert len(writes) <= generation / executor.FRAME_SECONDS + 2
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(writes)]
+    # and the text never waits longer than the slower of the frame time and the model
+    assert max(gaps) <= max(executor.FRAME_SECONDS, seconds_apart) + 1e-9
 
 
-def test_a_stalled_stream_still_shows_progress(clock: FakeClock) -> None:
-    coalescer = executor.TokenCoalescer(2048)
+def test_a_slow_model_has_each_token_written_as_it_comes(clock: FakeClock) -> None:
+    writes = coalesce(clock, ["a", "b", "c", "d"], seconds_apart=0.2)  # 5 tokens/s
+    assert [text for _, text in writes] == ["a", "b", "c", "d"]
+
+
+def test_text_waiting_past_its_frame_is_due(clock: FakeClock) -> None:
+    coalescer = executor.TokenCoalescer()
     assert coalescer.add("first") == "first"
     assert coalescer.add(" slow") is None
-    clock.now += 5.5
+    clock.now += executor.FRAME_SECONDS
+    assert coalescer.due_in() == 0
     assert coalescer.add(" token") == " slow token"
+    assert coalescer.due_in() is None
 
 
-def test_fast_tokens_are_bounded_by_size(clock: FakeClock) -> None:
+def test_a_long_wait_is_written_before_its_time(clock: FakeClock) -> None:
     tokens = ["x" * 100] * 100
-    pieces = coalesce(clock, tokens, seconds_apart=0.0, max_tokens=2048)
-    assert "".join(pieces) == "".join(tokens)
-    assert max(len(p) for p in pieces) <= executor.TokenCoalescer(2048).max_chars + 100
+    writes = coalesce(clock, tokens, seconds_apart=0.0)
+    assert "".join(text for _, text in writes) == "".join(tokens)
+    assert max(len(text) for _, text in writes) <= executor.FRAME_CHARS + 100
 
 
 def test_completion_frame_bounds_source_excerpts() -> None:
