@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+import contract
+from cli import upload
 from local import endpoint
 from local.stack import Stack, free_port
 
@@ -127,9 +129,21 @@ def bob(rest_stack: Stack) -> Api:
 
 @pytest.fixture(scope="session")
 def live_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
-    """Gateway and poller on their own stage, running against the real runtime process."""
+    """Gateway, poller and indexer on their own stage, running against the real runtime process
+    and its store: a document uploaded through the API is indexed where the runtime reads."""
     with running_stack("live", aws_url=aws_endpoint, runtime_url=runtime.url, runtime_secret=runtime.secret) as stack:
+        stack.chroma_url = runtime.chroma_url
+        stack.start_indexer()
         yield stack
+
+
+def own_corpus(stack: Stack, key: str) -> None:
+    """The user's `fnirs` collection holding the shipped corpus, uploaded as `make run` does it
+    (on a stack with an indexer, such as live_stack)."""
+    upload.ensure_collection(stack.api_url, key, contract.DEMO_COLLECTION)
+    corpus = ROOT / "mcp_container" / "corpus"
+    files = upload.upload_paths(stack.api_url, key, contract.DEMO_COLLECTION, [corpus], wait_seconds=300)
+    assert all(f.status in ("indexed", "unchanged") for f in files), [(f.path.name, f.status) for f in files]
 
 
 @pytest.fixture(scope="session")

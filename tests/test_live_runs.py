@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from local.stack import Stack
-from tests.conftest import Api, create_key
+from tests.conftest import Api, create_key, own_corpus
 from tests.live import WsClient, seq_frames, wait_until
 
 QUESTION = "What does fNIRS measure?"
@@ -21,6 +21,7 @@ QUESTION = "What does fNIRS measure?"
 def user(live_stack: Stack) -> dict[str, Any]:
     key = create_key(live_stack, f"live-{uuid.uuid4().hex[:6]}")
     api = Api(live_stack, key)
+    own_corpus(live_stack, key)
     agent = api.post(
         "/agents",
         json={"name": "fNIRS assistant", "config": {"collection": "fnirs", "temperature": 0, "max_tokens": 48}},

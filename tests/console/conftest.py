@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from local.stack import Stack
-from tests.conftest import Api, create_key
+from tests.conftest import Api, create_key, own_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE = ROOT / "console"
@@ -59,17 +59,16 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def console_key(live_stack: Stack, console_dist: Path) -> str:
-    return create_key(live_stack, f"console-{uuid.uuid4().hex[:6]}")
+    """The console user's key; the user owns a collection `fnirs` holding the shipped corpus,
+    uploaded through the API, so their agents may name it and cite it."""
+    key = create_key(live_stack, f"console-{uuid.uuid4().hex[:6]}")
+    own_corpus(live_stack, key)
+    return key
 
 
 @pytest.fixture(scope="session")
 def console_api(live_stack: Stack, console_key: str) -> Api:
-    """The console user's client; the user owns a collection `fnirs`, the name the runtime
-    fixture's corpus is indexed under, so their agents may name it."""
-    api = Api(live_stack, console_key)
-    made = api.post("/collections", json={"name": "fnirs"})
-    assert made.status_code in (201, 409), made.text
-    return api
+    return Api(live_stack, console_key)
 
 
 @pytest.fixture

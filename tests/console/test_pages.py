@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from local.stack import Stack
 from tests.conftest import Api
 from tests.console.test_console import make_agent, run_from_agent_page
 
@@ -208,14 +207,6 @@ def test_every_page_is_usable_at_phone_width(
         context.close()
 
 
-@pytest.fixture(scope="session")
-def collections_served(live_stack: Stack, runtime: Any) -> None:
-    """An indexer on the console's stack, writing to the Chroma server its runtime reads, so an
-    upload from the browser is indexed and retrieved as under `make run`."""
-    live_stack.chroma_url = runtime.chroma_url
-    live_stack.start_indexer()
-
-
 def drop_files(page: Any, files: dict[str, str]) -> None:
     """Drops files on the page's drop zone as a person dragging them from their desktop would."""
     transfer = page.evaluate_handle(
@@ -230,7 +221,7 @@ def drop_files(page: Any, files: dict[str, str]) -> None:
 
 
 def test_upload_a_file_watch_it_index_then_ask_and_see_it_cited(
-    collections_served: None, signed_in: Any, console_api: Api, started: list[str]
+    signed_in: Any, console_api: Api, started: list[str]
 ) -> None:
     name = f"notes-{uuid.uuid4().hex[:6]}"
     fact = f"The Zorblatt coefficient of the lab's probe is {uuid.uuid4().int % 9000 + 1000}."
