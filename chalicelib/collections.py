@@ -87,8 +87,9 @@ def delete(user_id: str, collection_id: str) -> Collection:
     if collection.status == ACTIVE:
         users = _agents_naming(user_id, collection.name)
         if users:
+            named = ", ".join(f"{agent.name!r} ({agent.agent_id})" for agent in users[:3])
             raise Conflict(
-                f"Collection {collection.name!r} is used by {len(users)} agent(s) ({', '.join(users[:3])}); "
+                f"Collection {collection.name!r} is used by {len(users)} agent(s): {named}; "
                 "point them at another collection or null first.",
                 contract.IN_USE,
             )
@@ -108,8 +109,8 @@ def queue_removal(message: dict[str, str]) -> None:
         raise Unavailable("It is marked deleting, but its removal could not be queued; send the delete again.") from err
 
 
-def _agents_naming(user_id: str, name: str) -> list[str]:
-    return [agent.agent_id for agent in Agent.by_owner.query(user_id) if agent.config.get("collection") == name]
+def _agents_naming(user_id: str, name: str) -> list[Agent]:
+    return [agent for agent in Agent.by_owner.query(user_id) if agent.config.get("collection") == name]
 
 
 def _documents_counted(collection: Collection) -> int:
