@@ -15,6 +15,9 @@ from chalicelib import collections, limits, validation
 
 UUID = {"type": "string", "format": "uuid"}
 STAMP = {"type": "string", "format": "date-time"}
+# Some character Python does not count as blank: ECMA's \s (the schema's dialect) leaves out the
+# separators \x1c-\x1f and \x85, which str.strip() removes, so a name of just "\x1c" is blank here.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 ERRORS = {
     400: "The input broke a limit or was malformed; the code says which.",
     401: "No API key, or not a valid one.",
@@ -51,9 +54,9 @@ def _config_schema() -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    name = {"type": "string", "minLength": 1, "maxLength": validation.MAX_NAME_CHARS, "pattern": r"\S"}
+    name = {"type": "string", "minLength": 1, "maxLength": validation.MAX_NAME_CHARS, "pattern": NOT_BLANK}
     description = {"type": "string", "maxLength": validation.MAX_DESCRIPTION_CHARS}
-    query = {"type": "string", "minLength": 1, "maxLength": contract.MAX_QUERY_CHARS, "pattern": r"\S"}
+    query = {"type": "string", "minLength": 1, "maxLength": contract.MAX_QUERY_CHARS, "pattern": NOT_BLANK}
     nullable_stamp = {"type": ["string", "null"], "format": "date-time"}
     return {
         "Error": {
@@ -352,7 +355,7 @@ def _query_parameters(route: str) -> list[dict[str, Any]]:
             "enum": list(validation.EXECUTION_STATUSES if route == "GET /executions" else contract.DOCUMENT_STATUSES)
         },
         "agent_id": UUID,
-        "q": {"type": "string", "minLength": 1, "maxLength": contract.MAX_QUERY_CHARS, "pattern": r"\S"},
+        "q": {"type": "string", "minLength": 1, "maxLength": contract.MAX_QUERY_CHARS, "pattern": NOT_BLANK},
     }
     names = validation.QUERY_PARAMETERS.get(route, ())
     return [{"name": name, "in": "query", "schema": schemas[name]} for name in names]
