@@ -38,13 +38,19 @@ def test_concurrent_runs_log_under_their_own_execution_id(h: Handlers) -> None:
         h.connections.gone.add(connection_id)  # the next frame to each is answered 410: a log line
     lines = Lines()
     logger.addHandler(lines)
+
+    def gone_lines() -> list[dict[str, Any]]:
+        return [line for line in lines.lines if line.get("message") == "connection gone"]
+
     try:
         h.runtime.released.set()
+        # Each subscriber's worker posts (and logs) on its own thread: wait for both lines.
+        wait_until(lambda: len(gone_lines()) >= len(runs), 30, "a 'connection gone' line per run")
         for delivery in deliveries:
-            delivery.join(10)
+            delivery.join(30)
     finally:
         logger.removeHandler(lines)
-    gone = [line for line in lines.lines if line.get("message") == "connection gone"]
+    gone = gone_lines()
     assert {line["connection_id"]: line.get("execution_id") for line in gone} == {
         connection_id: execution_id for _, execution_id, connection_id in runs
     }
