@@ -131,7 +131,11 @@ def bob(rest_stack: Stack) -> Api:
 def live_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
     """Gateway, poller and indexer on their own stage, running against the real runtime process
     and its store: a document uploaded through the API is indexed where the runtime reads."""
-    with running_stack("live", aws_url=aws_endpoint, runtime_url=runtime.url, runtime_secret=runtime.secret) as stack:
+    # The load tests hold 30 sockets on one execution, past the per-user defaults of 20
+    # connections and 10 subscribers; the limits themselves are tested on a stack of their own.
+    crowd = {"DYNAVERA_LIMIT_CONNECTIONS": "64", "DYNAVERA_LIMIT_SUBSCRIBERS_PER_EXECUTION": "64"}
+    urls = {"aws_url": aws_endpoint, "runtime_url": runtime.url, "runtime_secret": runtime.secret}
+    with running_stack("live", extra_env=crowd, **urls) as stack:
         stack.chroma_url = runtime.chroma_url
         stack.start_indexer()
         yield stack
