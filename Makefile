@@ -94,11 +94,8 @@ run: model console
 reset:
 	$(PYTHON) -m local.state reset
 
-# The browser tests run in a pytest process of their own: sharing one with the in-process handler
-# tests left test_logs without its log lines (seen only in the whole suite, never alone).
 test: model console console-test chromium checkov
-	$(PY) -m pytest -q tests --ignore=tests/console
-	$(PY) -m pytest -q tests/console
+	$(PY) -m pytest -q tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -38,6 +38,9 @@ def test_concurrent_runs_log_under_their_own_execution_id(h: Handlers) -> None:
         h.connections.gone.add(connection_id)  # the next frame to each is answered 410: a log line
     lines = Lines()
     logger.addHandler(lines)
+    # Another module imported in the same session may have set the shared service logger's level.
+    level = logger.log_level
+    logger.setLevel(logging.INFO)
 
     def gone_lines() -> list[dict[str, Any]]:
         return [line for line in lines.lines if line.get("message") == "connection gone"]
@@ -50,6 +53,7 @@ def test_concurrent_runs_log_under_their_own_execution_id(h: Handlers) -> None:
             delivery.join(30)
     finally:
         logger.removeHandler(lines)
+        logger.setLevel(level)
     gone = gone_lines()
     assert {line["connection_id"]: line.get("execution_id") for line in gone} == {
         connection_id: execution_id for _, execution_id, connection_id in runs
