@@ -108,7 +108,10 @@ def _schemas() -> dict[str, Any]:
                     "type": "object",
                     "required": ["query"],
                     "properties": {"query": query},
-                    "description": f"At most {contract.MAX_INPUT_BYTES} bytes as UTF-8 JSON.",
+                    "description": (
+                        f"At most {contract.MAX_INPUT_BYTES} bytes as UTF-8 JSON. The agent reads only `query`; "
+                        "other keys are kept with the run for the caller's own use (labels, ticket ids)."
+                    ),
                 },
                 "config": _ref("RunOverrides"),
             },

@@ -109,7 +109,8 @@ def _ping(connection: Connection, frame: dict[str, Any]) -> None:
 def _start_agent(connection: Connection, frame: dict[str, Any]) -> None:
     if "agent_id" not in frame:
         raise Invalid("'agent_id' is required.", field="agent_id")
-    body = {"input_data": frame["input_data"]} if "input_data" in frame else {}
+    # The frame's input_data and config are a start request's body, checked exactly as REST's.
+    body = {key: frame[key] for key in ("input_data", "config") if key in frame}
     execution = runs.start(connection.user_id, str(frame["agent_id"]), body, idempotency_key=None)
     started: dict[str, Any] = {
         "type": "execution_started",

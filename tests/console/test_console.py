@@ -235,6 +235,9 @@ def test_invalid_json_input_is_refused_before_anything_is_sent(
     started.append(page.url.rsplit("/", 1)[-1])
     execution = console_api.get(f"/executions/{page.url.rsplit('/', 1)[-1]}").json()
     assert execution["input_data"] == {"language": "en", "query": "What is fNIRS?"}
+    # The key the agent does not read is not silently dropped: the run's page says where it went.
+    expect(page.get_by_test_id("other-input")).to_contain_text("language")
+    expect(page.get_by_test_id("other-input")).to_contain_text("the agent reads only the question")
 
 
 def test_a_dropped_socket_reconnects_and_resumes_without_loss_or_doubles(

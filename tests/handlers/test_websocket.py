@@ -87,6 +87,37 @@ def test_start_agent_validates_input_like_rest(h: Handlers) -> None:
     assert h.rest("GET", f"/agents/{agent_id}/executions", key).json_body["executions"] == []
 
 
+def test_start_agent_takes_the_runs_overrides_like_rest(h: Handlers) -> None:
+    _, key = h.user()
+    agent_id = h.agent(key)
+    connection_id = h.connect(key)
+    frame = {"action": "start_agent", "agent_id": agent_id, "input_data": {"query": "q"}}
+    (started,) = h.send(connection_id, {**frame, "config": {"top_k": 7, "temperature": 0}})
+    config = h.rest("GET", f"/executions/{started['execution_id']}", key).json_body["config"]
+    agents = h.rest("GET", f"/agents/{agent_id}", key).json_body["config"]
+    assert config == {**agents, "top_k": 7, "temperature": 0}
+    for overrides, field in (
+        ({"top_k": 0}, "config.top_k"),
+        ({"max_tokens": "many"}, "config.max_tokens"),
+        ({"system_prompt": "be rude"}, "config.system_prompt"),
+        ({"collection": "theirs"}, "config.collection"),
+        ([], "config"),
+        (None, "config"),
+    ):
+        (reply,) = h.send(connection_id, {**frame, "config": overrides, "request_id": "o"})
+        assert (reply["type"], reply["code"], reply["field"], reply["request_id"]) == (
+            "error",
+            "validation_error",
+            field,
+            "o",
+        ), reply
+        body = {"input_data": {"query": "q"}, "config": overrides}
+        rest = h.rest("POST", f"/agents/{agent_id}/executions", key, body)
+        assert (rest.status_code, rest.json_body["error"]["field"]) == (400, field)
+    # Only the first, valid start made a run.
+    assert len(h.rest("GET", f"/agents/{agent_id}/executions", key).json_body["executions"]) == 1
+
+
 @pytest.mark.parametrize(
     "input_data",
     [

@@ -1748,7 +1748,7 @@ export interface components {
             updated_at: string;
         };
         NewExecution: {
-            /** @description At most 32768 bytes as UTF-8 JSON. */
+            /** @description At most 32768 bytes as UTF-8 JSON. The agent reads only `query`; other keys are kept with the run for the caller's own use (labels, ticket ids). */
             input_data: {
                 query: string;
             };

@@ -53,7 +53,7 @@ export type DocumentPage = PageOf<'/collections/{collection_id}/documents'>
 
 // WebSocket, client → server.
 export type ClientFrame =
-  | { action: 'start_agent'; agent_id: string; input_data: InputData; request_id?: string }
+  | { action: 'start_agent'; agent_id: string; input_data: InputData; config?: RunOverrides; request_id?: string }
   | { action: 'subscribe'; execution_id: string; after?: number }
   | { action: 'unsubscribe'; execution_id: string }
   | { action: 'stop_agent'; execution_id: string }
