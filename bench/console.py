@@ -3,8 +3,9 @@ agents list on the local stack, and frames and long tasks while a 2,000-token an
 
     .venv/bin/python bench/console.py [--screenshots docs]
 
-Needs the built console (make console), the prepared model and the demo collection (make model
-corpus) and /usr/bin/chromium. Starts its own stack on a stage of its own. The streaming figure
+Needs the built console (make console), the prepared model (make model) and /usr/bin/chromium.
+Starts its own stack on a stage of its own, with a Chroma server and an indexer, and uploads the
+shipped corpus into its user's `fnirs` collection through the API, as `make run` does. The streaming figure
 uses a scripted socket in the page: one frame per token, far more frames than the real server
 sends (it writes what has arrived at most every 100 ms), so it is the console's worst case.
 """
@@ -18,6 +19,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import uuid
 from itertools import pairwise
 from pathlib import Path
@@ -28,11 +30,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import contract
+from cli import upload
 from local import endpoint
 from local.stack import Stack, free_port
 from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
 
 DIST = ROOT / "console" / "dist"
+CORPUS = ROOT / "mcp_container" / "corpus"
 TOKENS = 2000
 AGENTS = [
     ("fNIRS assistant", "Answers questions on functional near-infrared spectroscopy from the demo corpus.", 256),
@@ -43,6 +48,11 @@ AGENTS = [
 SLOW_QUESTION = (
     "Explain in detail how fNIRS measures brain activity, what the modified Beer-Lambert law says, "
     "and what limits the method."
+)
+SHORT_QUESTIONS = (
+    "What does oxygenated haemoglobin do during activation?",
+    "How are motion artefacts corrected?",
+    "Which passages describe short-separation channels?",
 )
 
 # A scripted socket: on subscribe it streams TOKENS token frames, 10 every 20 ms (500 a second).
@@ -85,8 +95,13 @@ PHONE = {"width": 390, "height": 844}
 def new_context(
     browser: Any, stack: Stack, key: str, scheme: str = "light", viewport: dict[str, int] | None = None
 ) -> Any:
+    # The console's CSP forbids eval, which Playwright's wait_for_function needs to run its
+    # predicate; the bench lifts it for its own probes (the browser tests keep it on).
     context = browser.new_context(
-        base_url=stack.api_url, viewport=viewport or {"width": 1360, "height": 860}, color_scheme=scheme
+        base_url=stack.api_url,
+        viewport=viewport or {"width": 1360, "height": 860},
+        color_scheme=scheme,
+        bypass_csp=True,
     )
     context.add_init_script(f"localStorage.setItem('dynavera.apiKey', {json.dumps(key)})")
     return context
@@ -189,6 +204,10 @@ def screenshots(browser: Any, stack: Stack, key: str, agent_id: str, folder: Pat
         page.goto("/console/runs")
         page.get_by_test_id("run-row").first.wait_for()
         page.screenshot(path=folder / f"console-runs-{scheme}.png")
+        page.goto("/console/collections")
+        page.get_by_test_id("collection-row").first.get_by_role("link").first.click()
+        page.get_by_test_id("document-row").first.wait_for()
+        page.screenshot(path=folder / f"console-collection-{scheme}.png")
         context.close()
         phone = new_context(browser, stack, key, scheme, PHONE)
         page = phone.new_page()
@@ -196,7 +215,8 @@ def screenshots(browser: Any, stack: Stack, key: str, agent_id: str, folder: Pat
         page.get_by_test_id("status").filter(has_text="completed").wait_for()
         page.screenshot(path=folder / f"console-phone-{scheme}.png", full_page=True)
         phone.close()
-        taken += [f"console-{what}-{scheme}.png" for what in ("agents", "running", "finished", "runs", "phone")]
+        shots = ("agents", "running", "finished", "runs", "collection", "phone")
+        taken += [f"console-{what}-{scheme}.png" for what in shots]
     return taken
 
 
@@ -215,12 +235,17 @@ def main() -> int:
         runtime_url=f"http://127.0.0.1:{free_port()}",
         log_dir=ROOT / "build" / "logs" / "console-bench",
     )
+    store = tempfile.TemporaryDirectory(prefix="console-bench-chroma-")
     try:
         stack.start_aws()
+        stack.start_chroma(Path(store.name), port=free_port())
+        stack.start_indexer()
         stack.start_runtime()
         stack.start_gateway()
         stack.start_poller()
         key = create_key(stack, f"console-bench-{uuid.uuid4().hex[:6]}")
+        upload.ensure_collection(stack.api_url, key, contract.DEMO_COLLECTION, "The fNIRS corpus of Dynavera.")
+        upload.upload_paths(stack.api_url, key, contract.DEMO_COLLECTION, [CORPUS], wait_seconds=300)
         headers = {"Authorization": f"Bearer {key}"}
         ids = []
         for name, description, max_tokens in AGENTS:
@@ -237,10 +262,15 @@ def main() -> int:
             report["page load to agents list"] = load_to_agents_ms(browser, stack, key)
             report["synthetic 2,000-token stream"] = synthetic_stream(browser, stack, key)
             if args.screenshots:
+                # A few short runs of the other agents, so the runs list shows more than one.
+                for agent_id, question in zip(ids[1:], SHORT_QUESTIONS, strict=True):
+                    body = {"input_data": {"query": question}, "config": {"max_tokens": 48}}
+                    httpx.post(f"{stack.api_url}/agents/{agent_id}/executions", json=body, headers=headers)
                 report["screenshots"] = screenshots(browser, stack, key, ids[0], args.screenshots)
             browser.close()
     finally:
         stack.stop()
+        store.cleanup()
     print(json.dumps(report, indent=2))
     return 0
 

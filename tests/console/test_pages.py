@@ -40,7 +40,7 @@ def test_the_runs_list_finds_a_run_by_text_on_the_server(signed_in: Any, console
     expect(rows).to_have_count(1)
     # Time to the second, status and duration (the model may not have answered yet, on a busy machine).
     expect(rows.first).to_contain_text(re.compile(r"\d{1,2}:\d{2}:\d{2}"))
-    expect(rows.first).to_contain_text(re.compile(r"ran (—|\d)"))
+    expect(rows.first).to_contain_text(re.compile(r"took (—|\d)"))
     expect(rows.first.get_by_test_id("status")).to_have_text(re.compile(r"^(pending|running|completed|failed|stopped)$"))
     assert "q=" in page.url
     page.get_by_label("Search questions", exact=True).fill(f"absent-{marker}")
