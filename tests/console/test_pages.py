@@ -230,14 +230,18 @@ def test_upload_a_file_watch_it_index_then_ask_and_see_it_cited(
     page.get_by_label("Collection name", exact=True).fill(name)
     page.get_by_role("button", name="Create collection").click()
     page.get_by_role("link", name=name, exact=True).click()
-    drop_files(page, {"zorblatt.md": f"# Probe notes\n\n{fact}\n", "picture.png": "\x89PNG not text"})
+    files = {"zorblatt.md": f"# Probe notes\n\n{fact}\n", "picture.png": "\x89PNG", "binary.txt": "\x00\x01 raw"}
+    drop_files(page, files)
     rows = page.get_by_test_id("document-row")
     indexed = rows.filter(has_text="zorblatt.md")
     expect(indexed.get_by_test_id("document-status")).to_have_text("indexed", timeout=120_000)
     expect(indexed.get_by_test_id("document-chunks")).to_contain_text(re.compile(r"\d+ chunks?"))
-    failed = rows.filter(has_text="picture.png")
+    # Each failure says why: one refused by the API before upload, one by the indexer after it.
     refused = page.get_by_test_id("upload").filter(has_text="picture.png")
-    expect(failed.get_by_test_id("document-failure").or_(refused.filter(has_text="failed"))).to_be_visible(timeout=60_000)
+    expect(refused).to_contain_text("is not a type that can be indexed: use .md, .txt, .pdf")
+    failed = rows.filter(has_text="binary.txt")
+    expect(failed.get_by_test_id("document-status")).to_have_text("failed", timeout=60_000)
+    expect(failed.get_by_test_id("document-failure")).to_have_text(re.compile(r"^This file .*binary"))
 
     page.get_by_role("link", name="Agents", exact=True).click()
     page.get_by_role("link", name="New agent").click()
