@@ -4,9 +4,10 @@
 
 --full runs the runtime's retrieval and ingestion figures on 10,000 chunks instead of 1,500.
 
-Needs the prepared model and the demo collection (make model corpus); starts its own stack
-on a stage of its own, reusing the AWS endpoint on 127.0.0.1:4566 (or $AWS_ENDPOINT_URL) or
-starting moto there. Besides the load figures: another user's first token while one user
+Needs the prepared model (make model); starts its own stack on a stage of its own, with a Chroma
+server and an indexer, reusing the AWS endpoint on 127.0.0.1:4566 (or $AWS_ENDPOINT_URL) or
+starting moto there, and uploads the shipped corpus into the bench user's `fnirs` collection
+through the API, as `make run` does. Besides the load figures: another user's first token while one user
 holds a backlog of runs (the run queue's fair share).
 """
 
@@ -19,6 +20,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -33,10 +35,13 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import contract
 from bench.taps import Tap
+from cli import upload
 from local import endpoint
 from local.stack import Stack, free_port
 
+CORPUS = ROOT / "mcp_container" / "corpus"
 QUERY = "Explain in detail how fNIRS measures brain activity, and what limits it."
 CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 200, "temperature": 0}
 RUNS = 5
@@ -129,10 +134,12 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def bench_load(stack: Stack, key: str, agent_id: str, engine: Any, runtime_tap: Tap) -> dict[str, Any]:
+def bench_load(
+    stack: Stack, key: str, agent_id: str, engine: Any, store: dict[str, str], runtime_tap: Tap
+) -> dict[str, Any]:
     from mcp_container.execution import parse_config
 
-    ask_config = parse_config(LOAD_CONFIG)
+    ask_config = parse_config({**LOAD_CONFIG, **store})
     started = time.monotonic()
     for query in LOAD_QUERIES:
         passages = engine.retrieve(query, ask_config.collection_id, ask_config.top_k)
@@ -198,7 +205,9 @@ def bench_fairness(
 
     alone = [ws_run(stack, quiet_key, quiet_agent, "What is fNIRS?") for _ in range(3)]
     run_time = statistics.median(r["wall"] for r in alone)
-    noisy_agent = noisy.post("/agents", json={"name": "noisy", "config": LOAD_CONFIG}).json()["agent_id"]
+    # The noisy user owns no collection: its runs answer without retrieval, as short as the quiet one's.
+    noisy_config = {**LOAD_CONFIG, "collection": None}
+    noisy_agent = noisy.post("/agents", json={"name": "noisy", "config": noisy_config}).json()["agent_id"]
     backlog: list[str] = []
     waits = []
     try:
@@ -223,7 +232,14 @@ def bench_fairness(
 
 
 def bench_single(
-    stack: Stack, key: str, api: httpx.Client, agent_id: str, engine: Any, aws_tap: Tap, runtime_tap: Tap
+    stack: Stack,
+    key: str,
+    api: httpx.Client,
+    agent_id: str,
+    engine: Any,
+    store: dict[str, str],
+    aws_tap: Tap,
+    runtime_tap: Tap,
 ) -> dict[str, Any]:
     """One run at a time: overhead, first token, writes and stop, against the same work in-process."""
     from mcp_container.execution import parse_config
@@ -231,7 +247,7 @@ def bench_single(
     report: dict[str, Any] = {}
     # As the runtime reads what the executor sends: the agent's config (its collection_id, once
     # the executor resolves the collection's name, is what retrieval searches).
-    ask_config = parse_config(api.get(f"/agents/{agent_id}").json()["config"])
+    ask_config = parse_config({**api.get(f"/agents/{agent_id}").json()["config"], **store})
     ws_run(stack, key, agent_id, QUERY)  # warm both paths once
     in_process_run(engine, ask_config)
     platform, direct, deltas, writes, tokens, to_execute, frame_gaps, frames = [], [], [], [], [], [], [], []
@@ -306,8 +322,11 @@ def main() -> int:
         runtime_url=runtime_tap.url,
         log_dir=ROOT / "build" / "logs" / "bench",
     )
+    chroma_dir = tempfile.TemporaryDirectory(prefix="bench-chroma-")
     try:
         stack.start_aws()
+        stack.start_chroma(Path(chroma_dir.name), port=free_port())
+        stack.start_indexer()
         started = time.monotonic()
         stack.start_runtime(port=runtime_port)
         report["runtime healthy after start (s)"] = round(time.monotonic() - started, 2)
@@ -320,6 +339,11 @@ def main() -> int:
 
         key, _ = create_api_key("bench", "bench")
         api = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"})
+        collection = upload.ensure_collection(stack.api_url, key, contract.DEMO_COLLECTION)
+        uploads = upload.upload_paths(stack.api_url, key, contract.DEMO_COLLECTION, [CORPUS], wait_seconds=300)
+        assert not any(u.error for u in uploads), [(u.path.name, u.error) for u in uploads]
+        # The in-process baseline searches what the runtime searches: the collection, by its id.
+        ask_config = {"collection_id": collection["collection_id"]}
         agent_id = api.post("/agents", json={"name": "bench", "config": CONFIG}).json()["agent_id"]
         if not (args.load_only or args.fairness_only):
             report.update(bench_rest(api, agent_id))
@@ -331,19 +355,20 @@ def main() -> int:
         from mcp_container.config import Settings
         from mcp_container.engine import Engine
 
-        engine = Engine(Settings.from_env({**os.environ, "DYNAVERA_RAG_DB": str(ROOT / "build" / "rag_db")}))
+        engine = Engine(Settings.from_env({**os.environ, "DYNAVERA_CHROMA_URL": str(stack.chroma_url)}))
         engine.load()
         if not (args.load_only or args.fairness_only):
-            report.update(bench_single(stack, key, api, agent_id, engine, aws_tap, runtime_tap))
+            report.update(bench_single(stack, key, api, agent_id, engine, ask_config, aws_tap, runtime_tap))
         load_agent = api.post("/agents", json={"name": "load", "config": LOAD_CONFIG}).json()["agent_id"]
         if not args.fairness_only:
-            report.update(bench_load(stack, key, load_agent, engine, runtime_tap))
+            report.update(bench_load(stack, key, load_agent, engine, ask_config, runtime_tap))
         if not args.load_only:
             noisy_key, _ = create_api_key("bench-noisy", "bench")
             noisy = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {noisy_key}"}, timeout=30)
             report.update(bench_fairness(stack, key, load_agent, noisy))
     finally:
         stack.stop()
+        chroma_dir.cleanup()
         if aws_server is not None:
             aws_server.stop()
 
