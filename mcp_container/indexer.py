@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,16 +68,29 @@ def embed_chunks(
     texts: Sequence[str],
     progress: Callable[[int], None] = lambda done: None,
 ) -> list[StoredChunk]:
-    """Embed what the store does not hold yet and upsert each batch at once, so a redelivery
-    embeds nothing twice. Longest first, in the embedder's batch size: batches pad little."""
+    """Embed what the store does not hold yet and upsert each batch as soon as it is embedded, so
+    a redelivery embeds nothing twice. Longest first, in the embedder's batch size: batches pad
+    little. A batch is written while the next one embeds (ONNX Runtime and the store's HTTP call
+    both release the GIL), one write in flight at a time, so a failed write or a delete seen by
+    `progress` stops the work one batch later at most."""
     held = {i: c for i, c in store.stored(collection_id, document_id, range(len(texts))).items() if c.text == texts[i]}
     missing = sorted((i for i in range(len(texts)) if i not in held), key=lambda i: len(texts[i]), reverse=True)
-    for start in range(0, len(missing), BATCH_SIZE):
-        batch = missing[start : start + BATCH_SIZE]
-        vectors = embedder.embed([texts[i] for i in batch])
+
+    def write(batch: list[int], vectors: list[list[float]]) -> None:
         store.upsert(collection_id, document_id, source, [(i, texts[i]) for i in batch], vectors)
         held.update({i: StoredChunk(i, texts[i], list(v)) for i, v in zip(batch, vectors, strict=True)})
         progress(len(held))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="upsert") as writer:
+        writing: Future[None] | None = None
+        for start in range(0, len(missing), BATCH_SIZE):
+            batch = missing[start : start + BATCH_SIZE]
+            vectors = embedder.embed([texts[i] for i in batch])
+            if writing is not None:
+                writing.result()
+            writing = writer.submit(write, batch, vectors)
+        if writing is not None:
+            writing.result()
     return [held[i] for i in range(len(texts))]
 
 

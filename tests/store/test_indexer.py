@@ -14,7 +14,7 @@ import contract
 from mcp_container import indexer as indexer_module
 from mcp_container.extract import ExtractFailed, extract
 from mcp_container.indexer import Indexer, Upload
-from mcp_container.store import Store
+from mcp_container.store import Store, StoreUnreachable
 from tests.store.conftest import CountingEmbedder, Library
 from tests.store.pdfs import blank_pdf, encrypted_pdf, text_pdf
 
@@ -86,6 +86,55 @@ def test_a_document_left_by_a_dead_indexer_is_finished_without_embedding_its_chu
     assert library.row(document_id)["status"] == "indexed"
     assert len(embedder.embedded) == len(texts) - 128
     assert store.count(library.collection_id, document_id) == len(texts)
+
+
+class OverlapProbe:
+    """The real store, whose first write waits until the embedder has been asked for the next
+    batch: it completes only if a batch is written while the next one embeds."""
+
+    def __init__(self, store: Store, embedder: CountingEmbedder, fail_on_write: int | None = None) -> None:
+        self.store, self.embedder, self.fail_on_write = store, embedder, fail_on_write
+        self.writes = 0
+        self.next_batch_asked = threading.Event()
+
+    def stored(self, *args: object) -> object:
+        return self.store.stored(*args)  # type: ignore[arg-type]
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        if self.embedder.embedded:  # a batch before this one has embedded
+            self.next_batch_asked.set()
+        return self.embedder.embed(texts)
+
+    def upsert(self, *args: object) -> None:
+        self.writes += 1
+        if self.writes == self.fail_on_write:
+            raise StoreUnreachable("the store went away")
+        if self.writes == 1 and not self.next_batch_asked.wait(30):
+            raise AssertionError("the next batch did not embed while the first was written")
+        self.store.upsert(*args)  # type: ignore[arg-type]
+
+
+def test_a_batch_is_written_while_the_next_one_embeds(
+    library: Library, store: Store, embedder: CountingEmbedder
+) -> None:
+    texts = indexer_module.chunk_text(paragraphs(200).decode())
+    probe = OverlapProbe(store, embedder)
+    collection = library.collection_id
+    chunks = indexer_module.embed_chunks(probe, probe, collection, "d-overlap", "long.txt", texts)  # type: ignore[arg-type]
+    assert [c.index for c in chunks] == list(range(len(texts))) and len(embedder.embedded) == len(texts)
+    assert store.count(library.collection_id, "d-overlap") == len(texts)
+
+
+def test_a_failed_write_stops_the_embedding_one_batch_later_at_most(
+    library: Library, store: Store, embedder: CountingEmbedder
+) -> None:
+    texts = indexer_module.chunk_text(paragraphs(400).decode())
+    probe = OverlapProbe(store, embedder, fail_on_write=2)
+    collection = library.collection_id
+    with pytest.raises(StoreUnreachable):
+        indexer_module.embed_chunks(probe, probe, collection, "d-failing", "long.txt", texts)  # type: ignore[arg-type]
+    assert len(embedder.embedded) <= 3 * indexer_module.BATCH_SIZE < len(texts)
+    assert store.count(library.collection_id, "d-failing") == indexer_module.BATCH_SIZE
 
 
 def test_a_document_held_by_a_live_indexer_is_left_for_later(indexer: Indexer, library: Library) -> None:
