@@ -173,7 +173,9 @@ def agents_create(args: argparse.Namespace) -> int:
 def ask(args: argparse.Namespace) -> int:
     from cli.ask import ask_over_websocket
 
-    return ask_over_websocket(ws_url(), api_key(args), args.agent_id, args.question, as_json=args.json)
+    names = ("top_k", "max_tokens", "temperature")
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    return ask_over_websocket(ws_url(), api_key(args), args.agent_id, args.question, overrides, as_json=args.json)
 
 
 def executions_list(args: argparse.Namespace) -> int:
@@ -330,6 +332,8 @@ def parser() -> argparse.ArgumentParser:
     question.add_argument("agent_id")
     question.add_argument("question")
     question.add_argument("--json", action="store_true", help="print the raw frames")
+    for flag, kind in (("--top-k", int), ("--max-tokens", int), ("--temperature", float)):
+        question.add_argument(flag, type=kind, help="this run only, instead of the agent's (checked by the API)")
     question.set_defaults(func=ask)
 
     runs = commands.add_parser("executions", help="runs of your agents").add_subparsers(

@@ -18,13 +18,18 @@ from websockets.sync.client import connect
 TERMINAL = {"execution_completed", "execution_error", "execution_stopped"}
 
 
-def ask_over_websocket(url: str, key: str, agent_id: str, question: str, as_json: bool = False) -> int:
+def ask_over_websocket(
+    url: str, key: str, agent_id: str, question: str, overrides: dict[str, Any] | None = None, as_json: bool = False
+) -> int:
+    """Start a run (with this run's own settings, when given) and print it to its end."""
     first = {
         "action": "start_agent",
         "agent_id": agent_id,
         "input_data": {"query": question},
         "request_id": str(uuid.uuid4()),
     }
+    if overrides:
+        first["config"] = overrides
     return _stream(url, key, first, None, 0, as_json)
 
 

@@ -3,6 +3,7 @@ types them: runs stay queued here (no executor), so a stop ends them and follow 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -86,3 +87,40 @@ def test_another_users_run_is_not_found(rest_stack: Stack, user: Any, tmp_path: 
         answer = dynavera(rest_stack, stranger, tmp_path, command, execution_id)
         assert answer.returncode != 0 and "not_found" in answer.stderr, (command, answer.stderr)
     assert api.get(f"/executions/{execution_id}").json()["status"] == "pending"
+
+
+def ask(stack: Stack, key: str, tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {
+        **stack.env,
+        "DYNAVERA_API_URL": stack.api_url,
+        "DYNAVERA_WS_URL": stack.ws_url,
+        "DYNAVERA_API_KEY": key,
+        "XDG_CONFIG_HOME": str(tmp_path),
+    }
+    return subprocess.Popen(
+        [str(ROOT / "dynavera"), "ask", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_ask_sends_this_runs_settings_and_a_bad_one_is_refused(rest_stack: Stack, user: Any, tmp_path: Path) -> None:
+    key, api, agent_id = user
+    before = len(api.get(f"/agents/{agent_id}/executions").json()["executions"])
+    refused = ask(rest_stack, key, tmp_path, agent_id, "too many", "--top-k", "99")
+    _, err = refused.communicate(timeout=60)
+    assert refused.returncode == 1 and "config.top_k" in err and "validation_error" in err
+    wrong_type = ask(rest_stack, key, tmp_path, agent_id, "q", "--max-tokens", "lots")
+    assert wrong_type.wait(timeout=60) == 2  # argparse: not an integer, nothing sent
+    assert len(api.get(f"/agents/{agent_id}/executions").json()["executions"]) == before
+
+    # No executor here: the run stays queued until it is stopped, and ask then ends with it.
+    asking = ask(rest_stack, key, tmp_path, agent_id, "tuned", "--max-tokens", "32", "--temperature", "0", "--json")
+    try:
+        assert asking.stdout is not None
+        started = json.loads(asking.stdout.readline())
+        assert started["type"] == "execution_started"
+        execution = api.get(f"/executions/{started['execution_id']}").json()
+        assert (execution["config"]["max_tokens"], execution["config"]["temperature"]) == (32, 0)
+        api.post(f"/executions/{started['execution_id']}/stop")
+        assert asking.wait(timeout=60) == 1  # a run that did not complete
+    finally:
+        asking.kill()
