@@ -74,6 +74,8 @@ class Stack:
     # Where an embedded moto endpoint started by this stack keeps its data (make run); None: memory only.
     aws_state: Path | None = None
     chroma_url: str | None = None  # the shared store of the runtime and the indexer, once started
+    # The data stack's, once start_aws made it: its name carries the endpoint's account id.
+    documents_bucket: str | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     moto: endpoint.MotoServer | None = None
 
@@ -87,9 +89,12 @@ class Stack:
 
     @property
     def lambda_env(self) -> dict[str, str]:
-        """What this stack's Lambda code reads: its AWS endpoint, stage, runtime and @connections."""
+        """What this stack's Lambda code (and indexer) reads: its AWS endpoint, stage, documents
+        bucket, runtime and @connections."""
+        bucket = {"DOCUMENTS_BUCKET": self.documents_bucket} if self.documents_bucket else {}
         return {
             **endpoint.aws_environment(self.aws_url, self.stage),
+            **bucket,
             "MCP_AGENT_URL": self.runtime_url,
             "DYNAVERA_RUNTIME_SECRET": self.runtime_secret,
             "WEBSOCKET_ENDPOINT": f"http://127.0.0.1:{self.management_port}/{self.stage}",
@@ -113,10 +118,12 @@ class Stack:
         return Settings.from_env(self.lambda_env)
 
     def start_aws(self) -> dict[str, str]:
-        """The endpoint (reused if one answers) and this stage's tables and queues."""
+        """The endpoint (reused if one answers) and this stage's tables, queues and bucket."""
         log_path = self.log_dir / "aws.log" if self.log_dir else None
         self.moto = endpoint.ensure_endpoint(self.aws_url, self.aws_state, log_path)
-        return endpoint.provision(self.stage, self.aws_url, self.visibility_timeout)
+        outputs = endpoint.provision(self.stage, self.aws_url, self.visibility_timeout)
+        self.documents_bucket = outputs["DocumentsBucketName"]
+        return outputs
 
     def spawn(
         self, name: str, *args: str, env: dict[str, str] | None = None, program: str = sys.executable
