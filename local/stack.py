@@ -23,7 +23,6 @@ from chalicelib.settings import Settings
 from local import endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMA = Path(sys.executable).with_name("chroma")  # the venv's chromadb: the server matches the client
 CHROMA_PORT = 8002
 
 
@@ -125,15 +124,14 @@ class Stack:
         self.documents_bucket = outputs["DocumentsBucketName"]
         return outputs
 
-    def spawn(
-        self, name: str, *args: str, env: dict[str, str] | None = None, program: str = sys.executable
-    ) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """`python *args` in the stack's environment, its output in `log_dir/name.log` when there is one."""
         output = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
-            [program, *args],
+            [sys.executable, *args],
             cwd=ROOT,
             env=env or self.env,
             stdout=output,
@@ -155,14 +153,15 @@ class Stack:
         wait_for(f"http://127.0.0.1:{port}/health", process, timeout, "The runtime")
         return process
 
-    def start_chroma(self, path: Path, port: int = CHROMA_PORT, timeout: float = 60.0) -> None:
-        """The Chroma server on loopback, its data in `path`; the runtime and indexer started
-        after it use it (Chroma 1.x has no authentication: never bind it wider)."""
-        self.chroma_url = f"http://127.0.0.1:{port}"
-        process = self.spawn(
-            "chroma", "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port), program=str(CHROMA)
-        )
-        wait_for(f"{self.chroma_url}/api/v2/heartbeat", process, timeout, "The Chroma server")
+    def start_chroma(self, path: Path, port: int = CHROMA_PORT) -> None:
+        """The Chroma server (local.chroma) with its data in `path`, stopped with the stack; the
+        runtime and indexer started after it use it."""
+        # Imported here: local.chroma builds on this module's process helpers.
+        from local.chroma import start_chroma
+
+        server = start_chroma(path, port, self.log_dir / "chroma.log" if self.log_dir else None)
+        self.processes.append(server.process)
+        self.chroma_url = server.url
 
     def start_indexer(self) -> subprocess.Popen[bytes]:
         """The indexer on this stage's ingest queue, writing to the Chroma server (start_chroma first)."""
