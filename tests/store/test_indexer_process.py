@@ -135,14 +135,7 @@ def test_the_indexer_refuses_to_start_without_its_bucket(aws_endpoint: str) -> N
     # The bucket's name carries the account id: nothing may guess it, so a missing one is said at once.
     env = {k: v for k, v in os.environ.items() if k != "DOCUMENTS_BUCKET"}
     env.update({**endpoint.aws_environment(aws_endpoint, STAGE), "PYTHONPATH": str(ROOT)})
-    done = subprocess.run(
-        [sys.executable, "-m", "mcp_container.indexer"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command = [sys.executable, "-m", "mcp_container.indexer"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0
     assert "DOCUMENTS_BUCKET must name the documents bucket" in done.stderr
