@@ -29,7 +29,11 @@ from chalicelib.wiring import wire
 settings = Settings.from_env()
 wire(settings)
 
-app = Chalice(app_name="dynavera")
+# Chalice's app logger is logging.getLogger(app_name): the very logger telemetry's Powertools
+# Logger(service="dynavera") owns. Left to configure it, Chalice sets it to ERROR, stops it
+# propagating and adds a plain-text handler whenever it sees no handler on the sys.stdout of the
+# moment (an import under another stdout than telemetry's, as under pytest's capture): INFO lines lost.
+app = Chalice(app_name="dynavera", configure_logs=False)
 # Chalice 1.34 still ships WebSocket support behind this flag; without it `chalice package` refuses.
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 # Chalice derives an @connections client per event from the region; ours comes from settings.

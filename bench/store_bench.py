@@ -31,6 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import contract
 from local import endpoint
 from local.chroma import start_chroma
 from local.stack import free_port
@@ -207,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
         chroma = start_chroma(Path(tmp) / "chroma")
         try:
+            stage = f"bench{uuid.uuid4().hex[:6]}"
+            bucket = contract.documents_bucket(stage, endpoint.account_id(aws_url))
             settings = Settings.from_env(
-                {**os.environ, "DYNAVERA_STAGE": f"bench{uuid.uuid4().hex[:6]}", "DYNAVERA_CHROMA_URL": chroma.url}
+                {**os.environ, "DYNAVERA_STAGE": stage, "DOCUMENTS_BUCKET": bucket, "DYNAVERA_CHROMA_URL": chroma.url}
             )
             aws = aws_for(aws_url, settings)
             embedder = MiniLMEmbedder(settings.embedder_path)

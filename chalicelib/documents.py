@@ -26,6 +26,7 @@ from chalicelib.clock import iso, new_id, now, now_iso
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.models import Collection, Document, conditional
 from chalicelib.pagination import query_page
+from chalicelib.settings import ConfigError
 from chalicelib.telemetry import count
 
 # Statuses from which a document still moves on by itself: the sweeper's concern.
@@ -42,7 +43,7 @@ UPLOAD_GRACE_SECONDS = 900
 class Storage:
     """What this module needs of the settings: the stage's bucket, the sweeper's deadline."""
 
-    bucket: str
+    bucket: str | None
     indexing_deadline_seconds: int
 
 
@@ -58,6 +59,16 @@ def _target() -> Storage:
     if _storage is None:
         raise RuntimeError("chalicelib is not wired: call chalicelib.wiring.wire(settings) first.")
     return _storage
+
+
+def _bucket() -> str:
+    bucket = _target().bucket
+    if bucket is None:
+        raise ConfigError(
+            "DOCUMENTS_BUCKET is not set: the deploy passes the data stack's DocumentsBucketName, "
+            "the local stack its endpoint's (its name carries the account id, which no stage config holds)."
+        )
+    return bucket
 
 
 def create(user_id: str, collection_id: str, body: dict[str, Any]) -> tuple[Document, dict[str, Any] | None, bool]:
@@ -102,7 +113,7 @@ def presign(document: Document) -> dict[str, Any]:
     """An S3 presigned POST for exactly this document's key and 1 … its declared size in bytes."""
     key = contract.upload_key(document.user_id, document.collection_id, document.document_id)
     return aws.s3().generate_presigned_post(
-        Bucket=_target().bucket,
+        Bucket=_bucket(),
         Key=key,
         Conditions=[["content-length-range", 1, int(document.size)]],
         ExpiresIn=contract.UPLOAD_EXPIRY_SECONDS,

@@ -35,7 +35,10 @@ class Settings:
     usage_table: str
     collections_table: str
     documents_table: str
-    documents_bucket: str
+    # The exact name, never derived here: it carries the account id (contract.documents_bucket),
+    # which a Lambda does not know; the deploy passes the data stack's output, the local stack
+    # its endpoint's. None where nothing uses documents (a CLI key command).
+    documents_bucket: str | None
     runs_queue_name: str
     ingest_queue_name: str
     mcp_agent_url: str
@@ -81,7 +84,7 @@ class Settings:
             usage_table=name("USAGE_TABLE", "usage"),
             collections_table=name("COLLECTIONS_TABLE", "collections"),
             documents_table=name("DOCUMENTS_TABLE", "documents"),
-            documents_bucket=name("DOCUMENTS_BUCKET", "documents"),
+            documents_bucket=env.get("DOCUMENTS_BUCKET") or None,
             runs_queue_name=name("RUNS_QUEUE_NAME", "runs"),
             ingest_queue_name=name("INGEST_QUEUE_NAME", "ingest"),
             mcp_agent_url=(env.get("MCP_AGENT_URL") or "http://127.0.0.1:8001").rstrip("/"),

@@ -326,6 +326,14 @@ def chroma_collection_name(collection_id: str) -> str:
     return "c-" + collection_id.replace("-", "")
 
 
+def documents_bucket(stage: str, account_id: str) -> str:
+    """The stage's documents bucket in an AWS account, as infra/data.yaml names it. S3 names are
+    global across accounts: without the account id a stage's first deploy in a second account
+    would fail, or find the name taken. With the longest stage (20 characters) it is 52 of S3's
+    63; the region would not fit as well (67)."""
+    return f"dynavera-{stage}-documents-{account_id}"
+
+
 def upload_key(user_id: str, collection_id: str, document_id: str) -> str:
     """Where a document's original lies in the bucket: under its collection, never a user's path."""
     return f"uploads/{user_id}/{collection_id}/{document_id}"

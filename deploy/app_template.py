@@ -4,6 +4,8 @@ wired in as CloudFormation parameters, so .chalice/config.json holds no per-acco
 The merge template adds, to what Chalice generates:
 - parameters for the runtime stack's outputs, referenced by the executor only
   (MCP_AGENT_URL, the runtime's secret, its subnets and security group);
+- the data stack's documents bucket as every function's DOCUMENTS_BUCKET: its name carries the
+  account id (contract.documents_bucket), which a stage's config.json never holds;
 - each function's name as `chalice deploy` would give it (the REST API's is `dynavera-<stage>`),
   so the log groups Chalice declares with their retention, and the policy allowing them, are
   known before the stack exists; each function waits for its log group (the functions may not
@@ -36,8 +38,9 @@ from deploy.plan import ROOT, Outputs, Plan, shown_path
 from deploy.prerequisites import chalice_command
 from deploy.stacks import deploy_stack
 
-# Runtime stack output → the app stack's parameter of the same name.
+# Runtime and data stack outputs → the app stack's parameters of the same names.
 RUNTIME_OUTPUTS = ("RuntimeUrl", "RuntimeSecretArn", "LambdaSubnetIds", "LambdaSecurityGroupId")
+DATA_OUTPUTS = ("DocumentsBucketName",)
 PARAMETERS = {
     "RuntimeUrl": {"Type": "String", "Description": "MCP_AGENT_URL of the executor: the runtime stack's internal ALB."},
     "RuntimeSecretArn": {
@@ -48,6 +51,10 @@ PARAMETERS = {
     "LambdaSecurityGroupId": {
         "Type": "AWS::EC2::SecurityGroup::Id",
         "Description": "The executor's security group (runtime stack).",
+    },
+    "DocumentsBucketName": {
+        "Type": "String",
+        "Description": "DOCUMENTS_BUCKET of every function: the documents bucket (data stack).",
     },
     "ConsoleOrigin": {
         "Type": "String",
@@ -150,7 +157,8 @@ def functions(app: Any, stage: str) -> list[Function]:
 def merge_template(app: Any, stage: str) -> dict[str, Any]:
     resources: dict[str, Any] = {}
     for function in functions(app, stage):
-        resources[function.logical_id] = {"Properties": {"FunctionName": function.name}}
+        environment = {"Variables": {"DOCUMENTS_BUCKET": {"Ref": "DocumentsBucketName"}}}
+        resources[function.logical_id] = {"Properties": {"FunctionName": function.name, "Environment": environment}}
         # Named outright: Chalice 1.34 names the REST handler's group after a resource that does
         # not exist (`${ApiHandler}` for `APIHandler`), and a template that fails to deploy.
         resources[function.log_group_id] = {"Properties": {"LogGroupName": f"/aws/lambda/{function.name}"}}
@@ -177,24 +185,16 @@ def merge_template(app: Any, stage: str) -> dict[str, Any]:
             },
         },
     }
-    resources[EXECUTOR]["Properties"].update(
-        {
-            "Environment": {
-                "Variables": {
-                    "MCP_AGENT_URL": {"Ref": "RuntimeUrl"},
-                    "DYNAVERA_RUNTIME_SECRET_ARN": {"Ref": "RuntimeSecretArn"},
-                }
-            },
-            "VpcConfig": {
-                "SubnetIds": {"Ref": "LambdaSubnetIds"},
-                "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}],
-            },
-        }
+    executor = resources[EXECUTOR]["Properties"]
+    executor["Environment"]["Variables"].update(
+        {"MCP_AGENT_URL": {"Ref": "RuntimeUrl"}, "DYNAVERA_RUNTIME_SECRET_ARN": {"Ref": "RuntimeSecretArn"}}
     )
+    executor["VpcConfig"] = {
+        "SubnetIds": {"Ref": "LambdaSubnetIds"},
+        "SecurityGroupIds": [{"Ref": "LambdaSecurityGroupId"}],
+    }
     if REST_HANDLER in resources:
-        resources[REST_HANDLER]["Properties"]["Environment"] = {
-            "Variables": {"CONSOLE_ORIGIN": {"Ref": "ConsoleOrigin"}}
-        }
+        resources[REST_HANDLER]["Properties"]["Environment"]["Variables"]["CONSOLE_ORIGIN"] = {"Ref": "ConsoleOrigin"}
     if app.routes:
         resources.update(_rest_access_logs(stage))
         resources.update(edge.resources(stage, _stage_environment(stage)))
@@ -280,8 +280,12 @@ def package(plan: Plan, console_origin: str) -> Path:
     return out / "sam.json"
 
 
-def parameters(runtime: Outputs, console_origin: str) -> dict[str, str]:
-    return {**{name: runtime[name] for name in RUNTIME_OUTPUTS}, "ConsoleOrigin": console_origin}
+def parameters(runtime: Outputs, data: Outputs, console_origin: str) -> dict[str, str]:
+    return {
+        **{name: runtime[name] for name in RUNTIME_OUTPUTS},
+        **{name: data[name] for name in DATA_OUTPUTS},
+        "ConsoleOrigin": console_origin,
+    }
 
 
 def upload(plan: Plan, template_path: Path, bucket: str) -> str | None:
@@ -323,12 +327,14 @@ def upload(plan: Plan, template_path: Path, bucket: str) -> str | None:
     return f"{s3.meta.endpoint_url}/{bucket}/{template_key}"
 
 
-def deploy_app(plan: Plan, template_path: Path, runtime: Outputs, bucket: str, console_origin: str) -> Outputs:
+def deploy_app(
+    plan: Plan, template_path: Path, runtime: Outputs, data: Outputs, bucket: str, console_origin: str
+) -> Outputs:
     url = upload(plan, template_path, bucket)
     return deploy_stack(
         plan,
         "app",
-        parameters(runtime, console_origin),
+        parameters(runtime, data, console_origin),
         template=template_path.with_name("packaged.json"),
         template_url=url,
         capabilities=("CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"),

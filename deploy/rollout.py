@@ -94,7 +94,8 @@ def deploy_app(plan: Plan, rollout: Rollout) -> None:
     template = app_template.package(plan, origin)
     plan.say(f"  final template: {template}")
     bucket = plan.stack_outputs("registry")["ArtifactBucketName"]
-    app_template.deploy_app(plan, template, plan.stack_outputs("runtime"), bucket, origin)
+    runtime, data = plan.stack_outputs("runtime"), plan.stack_outputs("data")
+    app_template.deploy_app(plan, template, runtime, data, bucket, origin)
 
 
 def publish_console(plan: Plan, rollout: Rollout) -> None:
@@ -195,5 +196,5 @@ def _report(plan: Plan, console_url: str) -> None:
         f"\n./dynavera now talks to {stack_name(plan.stage, 'app')}. Create a key with your own AWS credentials:\n"
         f"  ./dynavera keys create USER --stage {plan.stage}\n"
         f"then export DYNAVERA_API_KEY=<the key> and ./dynavera agents list"
-    )
 
+    )

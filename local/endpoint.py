@@ -45,6 +45,12 @@ def client(service: str, endpoint_url: str) -> Any:
     )
 
 
+def account_id(endpoint_url: str) -> str:
+    """The endpoint's account (moto's 123456789012 unless told otherwise, LocalStack's
+    000000000000): what names the documents bucket there, as the account does in AWS."""
+    return client("sts", endpoint_url).get_caller_identity()["Account"]
+
+
 def answers(url: str) -> bool:
     try:
         httpx.get(url, timeout=0.5)

@@ -23,7 +23,6 @@ from chalicelib.settings import Settings
 from local import endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMA = Path(sys.executable).with_name("chroma")  # the venv's chromadb: the server matches the client
 CHROMA_PORT = 8002
 
 
@@ -74,6 +73,8 @@ class Stack:
     # Where an embedded moto endpoint started by this stack keeps its data (make run); None: memory only.
     aws_state: Path | None = None
     chroma_url: str | None = None  # the shared store of the runtime and the indexer, once started
+    # The data stack's, once start_aws made it: its name carries the endpoint's account id.
+    documents_bucket: str | None = None
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     moto: endpoint.MotoServer | None = None
 
@@ -87,9 +88,12 @@ class Stack:
 
     @property
     def lambda_env(self) -> dict[str, str]:
-        """What this stack's Lambda code reads: its AWS endpoint, stage, runtime and @connections."""
+        """What this stack's Lambda code (and indexer) reads: its AWS endpoint, stage, documents
+        bucket, runtime and @connections."""
+        bucket = {"DOCUMENTS_BUCKET": self.documents_bucket} if self.documents_bucket else {}
         return {
             **endpoint.aws_environment(self.aws_url, self.stage),
+            **bucket,
             "MCP_AGENT_URL": self.runtime_url,
             "DYNAVERA_RUNTIME_SECRET": self.runtime_secret,
             "WEBSOCKET_ENDPOINT": f"http://127.0.0.1:{self.management_port}/{self.stage}",
@@ -113,20 +117,21 @@ class Stack:
         return Settings.from_env(self.lambda_env)
 
     def start_aws(self) -> dict[str, str]:
-        """The endpoint (reused if one answers) and this stage's tables and queues."""
+        """The endpoint (reused if one answers) and this stage's tables, queues and bucket."""
         log_path = self.log_dir / "aws.log" if self.log_dir else None
         self.moto = endpoint.ensure_endpoint(self.aws_url, self.aws_state, log_path)
-        return endpoint.provision(self.stage, self.aws_url, self.visibility_timeout)
+        outputs = endpoint.provision(self.stage, self.aws_url, self.visibility_timeout)
+        self.documents_bucket = outputs["DocumentsBucketName"]
+        return outputs
 
-    def spawn(
-        self, name: str, *args: str, env: dict[str, str] | None = None, program: str = sys.executable
-    ) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """`python *args` in the stack's environment, its output in `log_dir/name.log` when there is one."""
         output = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         process = subprocess.Popen(
-            [program, *args],
+            [sys.executable, *args],
             cwd=ROOT,
             env=env or self.env,
             stdout=output,
@@ -148,14 +153,15 @@ class Stack:
         wait_for(f"http://127.0.0.1:{port}/health", process, timeout, "The runtime")
         return process
 
-    def start_chroma(self, path: Path, port: int = CHROMA_PORT, timeout: float = 60.0) -> None:
-        """The Chroma server on loopback, its data in `path`; the runtime and indexer started
-        after it use it (Chroma 1.x has no authentication: never bind it wider)."""
-        self.chroma_url = f"http://127.0.0.1:{port}"
-        process = self.spawn(
-            "chroma", "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port), program=str(CHROMA)
-        )
-        wait_for(f"{self.chroma_url}/api/v2/heartbeat", process, timeout, "The Chroma server")
+    def start_chroma(self, path: Path, port: int = CHROMA_PORT) -> None:
+        """The Chroma server (local.chroma) with its data in `path`, stopped with the stack; the
+        runtime and indexer started after it use it."""
+        # Imported here: local.chroma builds on this module's process helpers.
+        from local.chroma import start_chroma
+
+        server = start_chroma(path, port, self.log_dir / "chroma.log" if self.log_dir else None)
+        self.processes.append(server.process)
+        self.chroma_url = server.url
 
     def start_indexer(self) -> subprocess.Popen[bytes]:
         """The indexer on this stage's ingest queue, writing to the Chroma server (start_chroma first)."""

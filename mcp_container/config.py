@@ -52,7 +52,9 @@ class Settings:
     # What the indexer reads and writes (DESIGN.md §7: names carry the stage).
     collections_table: str = "dynavera-dev-collections"
     documents_table: str = "dynavera-dev-documents"
-    documents_bucket: str = "dynavera-dev-documents"
+    # Given whole (store.yaml passes the data stack's, the local stack its endpoint's): its name
+    # carries the account id (contract.documents_bucket), which nothing here knows.
+    documents_bucket: str | None = None
     ingest_queue: str = "dynavera-dev-ingest"
 
     def require_secret(self) -> str:
@@ -62,6 +64,14 @@ class Settings:
                 "(make run writes one to build/runtime_secret)"
             )
         return self.secret
+
+    def require_bucket(self) -> str:
+        if not self.documents_bucket:
+            raise ConfigError(
+                "DOCUMENTS_BUCKET must name the documents bucket (the data stack's DocumentsBucketName output; "
+                "the local stack sets it)"
+            )
+        return self.documents_bucket
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,7 +94,7 @@ class Settings:
             ),
             collections_table=env.get("COLLECTIONS_TABLE", f"dynavera-{stage}-collections"),
             documents_table=env.get("DOCUMENTS_TABLE", f"dynavera-{stage}-documents"),
-            documents_bucket=env.get("DOCUMENTS_BUCKET", f"dynavera-{stage}-documents"),
+            documents_bucket=env.get("DOCUMENTS_BUCKET") or None,
             ingest_queue=env.get("INGEST_QUEUE_NAME", f"dynavera-{stage}-ingest"),
         )
 

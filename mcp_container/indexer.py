@@ -153,7 +153,7 @@ class Aws:
 
     @property
     def bucket(self) -> str:
-        return self.settings.documents_bucket
+        return self.settings.require_bucket()
 
 
 @dataclass
@@ -618,6 +618,7 @@ def create_indexer(settings: Settings) -> Indexer:
     seconds), so the first document pays neither."""
     from mcp_container.embedder import MiniLMEmbedder
 
+    settings.require_bucket()  # before seconds of loading, not at the first message
     embedder = MiniLMEmbedder(settings.embedder_path)
     embedder.load()
     store = Store.open(settings)

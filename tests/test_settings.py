@@ -86,3 +86,18 @@ def test_a_stage_sets_its_own_limits_and_a_bad_one_is_named() -> None:
         Settings.from_env({"DYNAVERA_LIMIT_AGENTS": "0"})
     with pytest.raises(ConfigError, match="DYNAVERA_LIMIT_AGENT: no such limit"):
         limits(Settings.from_env({"DYNAVERA_LIMIT_AGENT": "5"}))
+
+
+def test_the_documents_bucket_is_taken_whole_never_derived_from_the_stage(rewired: None) -> None:
+    # Its name carries the account id, which the Lambda does not know: only the deploy can say it.
+    named = Settings.from_env({"DYNAVERA_STAGE": "qa", "DOCUMENTS_BUCKET": "dynavera-qa-documents-123456789012"})
+    assert named.documents_bucket == "dynavera-qa-documents-123456789012"
+    unnamed = Settings.from_env({"DYNAVERA_STAGE": "qa"})
+    assert unnamed.documents_bucket is None
+    from chalicelib import documents
+    from chalicelib.models import Document
+
+    wire(unnamed)
+    document = Document(collection_id="c", document_id="d", user_id="u", size=10)
+    with pytest.raises(ConfigError, match="DOCUMENTS_BUCKET is not set"):
+        documents.presign(document)

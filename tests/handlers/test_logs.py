@@ -1,11 +1,15 @@
 """Log lines name the run they are about, also when runs share an executor process: each
-invocation's execution_id is kept per thread (the local poller runs invocations as threads)."""
+invocation's execution_id is kept per thread (the local poller runs invocations as threads). And
+importing the app leaves the service logger as telemetry set it."""
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from chalicelib.telemetry import logger
@@ -38,9 +42,6 @@ def test_concurrent_runs_log_under_their_own_execution_id(h: Handlers) -> None:
         h.connections.gone.add(connection_id)  # the next frame to each is answered 410: a log line
     lines = Lines()
     logger.addHandler(lines)
-    # Another module imported in the same session may have set the shared service logger's level.
-    level = logger.log_level
-    logger.setLevel(logging.INFO)
 
     def gone_lines() -> list[dict[str, Any]]:
         return [line for line in lines.lines if line.get("message") == "connection gone"]
@@ -53,8 +54,22 @@ def test_concurrent_runs_log_under_their_own_execution_id(h: Handlers) -> None:
             delivery.join(30)
     finally:
         logger.removeHandler(lines)
-        logger.setLevel(level)
     gone = gone_lines()
     assert {line["connection_id"]: line.get("execution_id") for line in gone} == {
         connection_id: execution_id for _, execution_id, connection_id in runs
     }
+
+
+def test_importing_the_app_leaves_the_service_logger_as_telemetry_set_it() -> None:
+    # Chalice configures its app logger, the same "dynavera" logger, when it sees no handler on
+    # the sys.stdout of the moment: imported under another stdout (pytest's capture), it set it to
+    # ERROR and the handlers' INFO lines were lost for the rest of the session.
+    probe = (
+        "import io, logging, sys; from chalicelib.telemetry import logger; "
+        "log = logging.getLogger('dynavera'); before = (log.level, log.propagate, list(log.handlers)); "
+        "sys.stdout = io.StringIO(); import app; sys.stdout = sys.__stdout__; "
+        "print(before == (log.level, log.propagate, list(log.handlers)), logging.getLevelName(log.level))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "INFO"], done.stdout + done.stderr

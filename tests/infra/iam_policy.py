@@ -1,5 +1,6 @@
 """A small evaluator for the identity policies in .chalice/: Allow and Deny statements with
-IAM's `*` and `?` wildcards on actions and resources (no conditions; the policies use none)."""
+IAM's `*` and `?` wildcards on actions and resources, and the one policy variable they use,
+`${aws:PrincipalAccount}`, resolved to the role's account (no conditions; the policies use none)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _listed(value: str | list[str]) -> list[str]:
 def _matches(statement: dict[str, Any], action: str, resource: str) -> bool:
     # IAM compares actions case-insensitively and resources case-sensitively.
     actions = _listed(statement.get("Action", []))
-    resources = _listed(statement.get("Resource", []))
+    resources = [r.replace("${aws:PrincipalAccount}", ACCOUNT) for r in _listed(statement.get("Resource", []))]
     return any(fnmatchcase(action.lower(), a.lower()) for a in actions) and any(
         fnmatchcase(resource, r) for r in resources
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -25,6 +26,7 @@ from tests.infra.conftest import REGION, ROOT, DryRun, create_stack, template
 from tests.infra.iam_policy import ACCOUNT, allows, load_policy
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::")
+IAM_VARIABLE = re.compile(r"\$\{aws:[A-Za-z]+\}")
 
 
 def _strings(value: Any, inside_sub: bool = False) -> list[tuple[str, bool]]:
@@ -38,7 +40,13 @@ def _strings(value: Any, inside_sub: bool = False) -> list[tuple[str, bool]]:
 def test_dry_run_template_passes_cfn_lint_with_no_placeholder_left(dry_run: DryRun) -> None:
     matches = lint_file(dry_run.template_path)
     assert not matches, "\n".join(str(m) for m in matches)
-    literal = [text for text, in_sub in _strings(dry_run.template["Resources"]) if "${" in text and not in_sub]
+    # IAM resolves its own policy variables (${aws:PrincipalAccount} names the documents bucket
+    # in the stage policies); any other `${` outside a Fn::Sub is a placeholder nobody filled.
+    literal = [
+        text
+        for text, in_sub in _strings(dry_run.template["Resources"])
+        if "${" in IAM_VARIABLE.sub("", text) and not in_sub
+    ]
     assert not literal, literal
 
 
@@ -247,7 +255,9 @@ def test_runtime_outputs_become_the_app_stacks_parameters_and_its_package_is_upl
     # moto's CloudFormation drops AWS::SecretsManager::Secret, and so this output: stand in for it.
     secret = aws("secretsmanager").create_secret(Name="dynavera-deploytest-runtime-secret", SecretString="s" * 48)
     runtime.setdefault("RuntimeSecretArn", secret["ARN"])
-    parameters = app_template.parameters(runtime, console_origin="")
+    data = _with_documents_outputs(aws, plan)
+    parameters = app_template.parameters(runtime, data, console_origin="")
+    assert parameters["DocumentsBucketName"] == data["DocumentsBucketName"]
     assert parameters["LambdaSubnetIds"].split(",") == rolled_out["subnets"]
     assert parameters["LambdaSecurityGroupId"].startswith("sg-")
     assert parameters["RuntimeUrl"].startswith("http://") and parameters["RuntimeUrl"] == runtime["RuntimeUrl"]
@@ -452,6 +462,20 @@ def test_dry_run_wires_the_store_from_the_runtime_and_data_stacks(dry_run: DryRu
         "aws ecs run-task --cluster '<dynavera-dev-runtime.ClusterName>' --task-definition dynavera-dev-indexer"
         in dry_run.stdout
     )
+
+
+def test_dry_run_hands_the_data_stacks_bucket_to_every_function(dry_run: DryRun) -> None:
+    # Its name carries the account id, which no stage config holds: the Lambdas get it exactly.
+    (line,) = [
+        line for line in dry_run.stdout.splitlines() if "create-change-set --stack-name dynavera-dev-app" in line
+    ]
+    assert "ParameterKey=DocumentsBucketName,ParameterValue=<dynavera-dev-data.DocumentsBucketName>" in line
+    functions = [r for r in dry_run.template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert functions
+    for function in functions:
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["DOCUMENTS_BUCKET"] == {"Ref": "DocumentsBucketName"}, function["Properties"]["FunctionName"]
+        assert variables["DYNAVERA_STAGE"] == "dev", "the merge keeps the stage's own variables"
 
 
 def test_a_demo_deploy_uploads_the_shipped_corpus_through_the_api(capsys: pytest.CaptureFixture[str]) -> None:

@@ -157,7 +157,7 @@ class Stage:
 def stage(moto_url: str) -> Iterator[Stage]:
     """A stage of its own on the suite's moto server, its runtime secret in Secrets Manager."""
     name = f"pkg{uuid.uuid4().hex[:6]}"
-    endpoint.provision(name, moto_url)
+    bucket = endpoint.provision(name, moto_url)["DocumentsBucketName"]
     secret = uuid.uuid4().hex
     arn = endpoint.client("secretsmanager", moto_url).create_secret(Name=f"{name}-runtime", SecretString=secret)["ARN"]
     runtime, connections = ScriptedRuntime(), Connections()
@@ -166,6 +166,7 @@ def stage(moto_url: str) -> Iterator[Stage]:
         "MCP_AGENT_URL": runtime.url,
         "DYNAVERA_RUNTIME_SECRET_ARN": arn,
         "WEBSOCKET_ENDPOINT": f"{connections.url}/dev",
+        "DOCUMENTS_BUCKET": bucket,
     }
     yield Stage(name, Settings.from_env(env), runtime, connections, secret)
     runtime.close()
@@ -178,6 +179,7 @@ def lambdas(package: Package, runtime_sdk: Path, stage: Stage, moto_url: str) ->
         "RuntimeUrl": stage.runtime.url,
         "RuntimeSecretArn": stage.settings.runtime_secret_arn,
         "ConsoleOrigin": CONSOLE_ORIGIN,
+        "DocumentsBucketName": stage.settings.documents_bucket,
     }
 
     def environment(variables: dict[str, Any]) -> dict[str, str]:

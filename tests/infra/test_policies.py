@@ -12,6 +12,7 @@ from pynamodb.indexes import Index
 
 from chalicelib.models import TABLES
 from chalicelib.settings import Settings
+from contract import documents_bucket
 from tests.infra.conftest import chalice_config, substitute, template
 from tests.infra.iam_policy import ACCOUNT, PLATFORM_ACTIONS, allows, granted_actions, load_policy
 
@@ -95,13 +96,16 @@ def test_prod_policy_is_the_dev_policy_with_the_stage_renamed() -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_api_may_only_presign_uploads_of_its_own_stage(stage: str) -> None:
+def test_the_api_may_only_presign_uploads_of_its_own_stage_in_its_own_account(stage: str) -> None:
     policy = load_policy(stage)
     other = next(s for s in STAGES if s != stage)
-    assert allows(policy, "s3:PutObject", f"arn:aws:s3:::dynavera-{stage}-documents/uploads/u/c/d")
-    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::dynavera-{stage}-documents/chunks/c/d.jsonl.gz")
-    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::dynavera-{other}-documents/uploads/u/c/d")
+    bucket = f"arn:aws:s3:::{documents_bucket(stage, ACCOUNT)}"
+    assert allows(policy, "s3:PutObject", f"{bucket}/uploads/u/c/d")
+    assert not allows(policy, "s3:PutObject", f"{bucket}/chunks/c/d.jsonl.gz")
+    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::{documents_bucket(other, ACCOUNT)}/uploads/u/c/d")
+    # The same stage's name in another account (S3 names are global): someone else's bucket.
+    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::{documents_bucket(stage, '210987654321')}/uploads/u/c/d")
     for action in ("s3:GetObject", "s3:DeleteObject", "s3:ListBucket"):
-        assert not allows(policy, action, f"arn:aws:s3:::dynavera-{stage}-documents/uploads/u/c/d"), action
+        assert not allows(policy, action, f"{bucket}/uploads/u/c/d"), action
     ingest = f"arn:aws:sqs:{REGION}:{ACCOUNT}:dynavera-{other}-ingest"
     assert not allows(policy, "sqs:SendMessage", ingest)

@@ -18,11 +18,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from contract import documents_bucket
 from deploy import stage as stages
 from deploy.__main__ import region_of
 from deploy.plan import INFRA, DeployError, Plan
 from deploy.stacks import deploy_stack, first_failure
 from tests.infra.conftest import REGION, ROOT
+from tests.infra.iam_policy import ACCOUNT
 
 NAME = "dynavera-dev-data"
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -34,7 +36,8 @@ class Stubbed:
 
     def __init__(self, answers: list[str] | None = None) -> None:
         session = boto3.Session(region_name=REGION, aws_access_key_id="k", aws_secret_access_key="s")
-        self.clients = {name: session.client(name) for name in ("cloudformation", "dynamodb", "apigateway", "s3")}
+        services = ("cloudformation", "dynamodb", "apigateway", "s3", "sts")
+        self.clients = {name: session.client(name) for name in services}
         self.stubs = {name: Stubber(client) for name, client in self.clients.items()}
         self.change_sets: list[dict[str, Any]] = []
         self.asked: list[str] = []
@@ -102,6 +105,11 @@ class Stubbed:
         """A kept bucket's name that no bucket holds (yet)."""
         self.stubs["s3"].add_client_error("head_bucket", "404", "Not Found", expected_params={"Bucket": name})
 
+    def account(self, account_id: str) -> None:
+        """Who the credentials are: the account a name with `${AWS::AccountId}` is resolved in."""
+        identity = {"Account": account_id, "Arn": f"arn:aws:iam::{account_id}:user/ops", "UserId": "AIDAOPS"}
+        self.stubs["sts"].add_response("get_caller_identity", identity)
+
     def __enter__(self) -> Self:
         for stub in self.stubs.values():
             stub.activate()
@@ -137,7 +145,8 @@ def test_deploy_after_a_teardown_imports_the_kept_tables_then_updates_with_the_r
             aws.table(f"dynavera-dev-{table}", exists=logical_id not in NEW)
         for table in NOT_LEFT.values():
             aws.table(f"dynavera-dev-{table}", exists=False)
-        aws.bucket("dynavera-dev-documents")
+        aws.account(ACCOUNT)
+        aws.bucket(documents_bucket("dev", ACCOUNT))
         kept = [("Import", i, "AWS::DynamoDB::Table") for i in ("AgentsTable", "ExecutionsTable", "EventsTable")]
         aws.change_set(kept)
         aws.executed("IMPORT_COMPLETE", {})

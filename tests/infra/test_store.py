@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from contract import documents_bucket
 from tests.infra.conftest import INFRA, ROOT, substitute, template
 from tests.infra.iam_policy import ACCOUNT, allows
 
@@ -253,13 +254,14 @@ def test_the_indexer_scales_on_the_ingest_queue_and_may_rest_at_zero() -> None:
 
 PARAMETERS = {
     "Stage": "dev",
-    "DocumentsBucketName": "dynavera-dev-documents",
+    "DocumentsBucketName": documents_bucket("dev", ACCOUNT),
     "IngestQueueName": "dynavera-dev-ingest",
     "AWS::Partition": "aws",
     "AWS::Region": REGION,
     "AWS::AccountId": ACCOUNT,
 }
 BUCKET = f"arn:aws:s3:::{PARAMETERS['DocumentsBucketName']}"
+PROD_BUCKET = f"arn:aws:s3:::{documents_bucket('prod', ACCOUNT)}"
 TABLE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/dynavera-dev-"
 
 
@@ -313,8 +315,8 @@ def test_the_indexer_reads_uploads_keeps_chunks_and_touches_nothing_else_in_the_
     assert not allows(policy, "s3:PutObject", f"{BUCKET}/uploads/u/c/d"), "uploads come from users only"
     for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
         assert not allows(policy, action, f"{BUCKET}/other/key"), action
-        assert not allows(policy, action, "arn:aws:s3:::dynavera-prod-documents/chunks/c/d.jsonl.gz"), action
-    assert not allows(policy, "s3:ListBucket", "arn:aws:s3:::dynavera-prod-documents")
+        assert not allows(policy, action, f"{PROD_BUCKET}/chunks/c/d.jsonl.gz"), action
+    assert not allows(policy, "s3:ListBucket", PROD_BUCKET)
 
 
 def test_the_indexer_consumes_only_the_ingest_queue_and_the_two_document_tables() -> None:

@@ -15,6 +15,8 @@ from cfnlint.api import lint_file
 
 from chalicelib.models import TABLES
 from chalicelib.settings import Settings
+from contract import documents_bucket
+from deploy.stage import STAGE_NAME
 from tests.infra.conftest import INFRA, chalice_config, substitute, template
 
 TEMPLATES = sorted(INFRA.glob("*.yaml"))
@@ -316,9 +318,25 @@ def test_documents_bucket_is_private_encrypted_and_notifies_the_ingest_queue_of_
     assert bucket["DependsOn"] == "IngestQueuePolicy"
     (statement,) = resources["IngestQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert (statement["Principal"], statement["Action"]) == ({"Service": "s3.amazonaws.com"}, "sqs:SendMessage")
-    assert "dynavera-${Stage}-documents" in json.dumps(statement["Condition"]["ArnEquals"])
+    # Only this bucket, by its exact name, may notify: another account's of the same stage may not.
+    bucket_arn = "arn:${AWS::Partition}:s3:::" + props["BucketName"]
+    assert statement["Condition"]["ArnEquals"] == {"aws:SourceArn": bucket_arn}
+    assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": "AWS::AccountId"}
     (tls,) = resources["DocumentsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_documents_bucket_is_named_by_stage_and_account_within_s3s_63_characters() -> None:
+    # S3 names are global: without the account id a second account's first deploy of a stage fails.
+    data = template("data.yaml")
+    name = data["Resources"]["DocumentsBucket"]["Properties"]["BucketName"]
+    for stage, account in (("dev", "123456789012"), ("prod", "210987654321")):
+        assert substitute(name, {"Stage": stage, "AWS::AccountId": account}) == documents_bucket(stage, account)
+    # The longest stage the deploy and the template accept still fits (the region would not).
+    longest = "s" + "0" * (data["Parameters"]["Stage"]["MaxLength"] - 1)
+    assert STAGE_NAME.fullmatch(longest) and not STAGE_NAME.fullmatch(longest + "0")
+    assert len(documents_bucket(longest, "123456789012")) <= 63
+    assert len(documents_bucket(longest, "123456789012") + "-ap-southeast-2") > 63
 
 
 def test_documents_bucket_answers_the_console_origin_only_when_one_is_given() -> None:
@@ -333,7 +351,8 @@ def test_data_stack_makes_the_documents_bucket_and_the_ingest_queue(aws: Any, da
     from chalicelib.capacity import INGEST_VISIBILITY_TIMEOUT_SECONDS
 
     stage, outputs = data_stack["stage"], data_stack["outputs"]
-    assert outputs["DocumentsBucketName"] == f"dynavera-{stage}-documents"
+    account = aws("sts").get_caller_identity()["Account"]
+    assert outputs["DocumentsBucketName"] == documents_bucket(stage, account)
     rules = aws("s3").get_bucket_encryption(Bucket=outputs["DocumentsBucketName"])["ServerSideEncryptionConfiguration"]
     assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     sqs = aws("sqs")

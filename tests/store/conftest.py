@@ -47,12 +47,22 @@ def create_tables(dynamodb: Any, settings: Settings) -> None:
         )
 
 
+def stage_settings(url: str, stage: str, chroma_url: str) -> Settings:
+    """The indexer's settings for a stage of its own on the endpoint: tables and queue named by
+    the stage, the bucket as the data stack names it there (the endpoint's account id in it)."""
+    return Settings.from_env(
+        {
+            "DYNAVERA_STAGE": stage,
+            "DOCUMENTS_BUCKET": contract.documents_bucket(stage, endpoint.account_id(url)),
+            "DYNAVERA_CHROMA_URL": chroma_url,
+            "DYNAVERA_EMBEDDER": str(EMBEDDER),
+        }
+    )
+
+
 @pytest.fixture(scope="session")
 def index_settings(aws_endpoint: str, chroma_server: ChromaServer) -> Settings:
-    stage = f"idx{uuid.uuid4().hex[:6]}"
-    settings = Settings.from_env(
-        {"DYNAVERA_STAGE": stage, "DYNAVERA_CHROMA_URL": chroma_server.url, "DYNAVERA_EMBEDDER": str(EMBEDDER)}
-    )
+    settings = stage_settings(aws_endpoint, f"idx{uuid.uuid4().hex[:6]}", chroma_server.url)
     create_tables(endpoint.client("dynamodb", aws_endpoint), settings)
     endpoint.client("s3", aws_endpoint).create_bucket(Bucket=settings.documents_bucket)
     endpoint.client("sqs", aws_endpoint).create_queue(QueueName=settings.ingest_queue)

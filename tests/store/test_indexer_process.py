@@ -19,10 +19,9 @@ import contract
 from local import endpoint
 from local.chroma import ChromaServer
 from local.stack import stop_process
-from mcp_container.config import Settings
 from mcp_container.indexer import Aws
 from mcp_container.store import Store
-from tests.store.conftest import EMBEDDER, Library, create_tables
+from tests.store.conftest import EMBEDDER, Library, create_tables, stage_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "mcp_container" / "corpus"
@@ -44,13 +43,7 @@ def wait_for(condition: Callable[[], Any], what: str, process: subprocess.Popen[
 @pytest.fixture(scope="module")
 def notified(aws_endpoint: str, chroma_server: ChromaServer, aws: Aws) -> Aws:
     """A stage of its own whose bucket tells its ingest queue about every upload, as in AWS."""
-    settings = Settings.from_env(
-        {
-            "DYNAVERA_STAGE": STAGE,
-            "DYNAVERA_CHROMA_URL": chroma_server.url,
-            "DYNAVERA_EMBEDDER": str(EMBEDDER),
-        }
-    )
+    settings = stage_settings(aws_endpoint, STAGE, chroma_server.url)
     create_tables(endpoint.client("dynamodb", aws_endpoint), settings)
     sqs, s3 = endpoint.client("sqs", aws_endpoint), endpoint.client("s3", aws_endpoint)
     queue_url = sqs.create_queue(QueueName=settings.ingest_queue)["QueueUrl"]
@@ -79,6 +72,7 @@ def indexer_process(
     env = {
         **os.environ,
         **endpoint.aws_environment(aws_endpoint, STAGE),
+        "DOCUMENTS_BUCKET": settings.require_bucket(),
         "DYNAVERA_CHROMA_URL": settings.chroma_url,
         "DYNAVERA_EMBEDDER": str(EMBEDDER),
         "PYTHONPATH": str(ROOT),
@@ -135,3 +129,13 @@ def test_the_indexer_stops_on_sigterm(indexer_process: tuple[subprocess.Popen[by
     process.terminate()
     # It finishes the long poll in hand (at most 20 s) and exits cleanly.
     assert process.wait(timeout=40) == 0, log.read_text()
+
+
+def test_the_indexer_refuses_to_start_without_its_bucket(aws_endpoint: str) -> None:
+    # The bucket's name carries the account id: nothing may guess it, so a missing one is said at once.
+    env = {k: v for k, v in os.environ.items() if k != "DOCUMENTS_BUCKET"}
+    env.update({**endpoint.aws_environment(aws_endpoint, STAGE), "PYTHONPATH": str(ROOT)})
+    command = [sys.executable, "-m", "mcp_container.indexer"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    assert "DOCUMENTS_BUCKET must name the documents bucket" in done.stderr
