@@ -17,6 +17,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
@@ -344,8 +345,8 @@ class Collection(Model):
 class CollectionName(Model):
     """A collection's name claim, in the collections table beside it: (user_id, "name#" + name)
     → collection_id. Its conditional put keeps names unique per user, and it resolves an
-    agent's collection name to the id in one read. It has no created_at, so owner-index never
-    lists it."""
+    agent's collection name to the id in one read, and it records the agents naming the
+    collection. It has no created_at, so owner-index never lists it."""
 
     class Meta(_Meta):
         pass
@@ -353,6 +354,9 @@ class CollectionName(Model):
     user_id = UnicodeAttribute(hash_key=True)
     claim = UnicodeAttribute(range_key=True, attr_name="collection_id")
     target_id = UnicodeAttribute()
+    # The agents naming the collection, each added or removed in the transaction of the agent's
+    # own write: a delete conditional on none is exact, where the owner-index query is not.
+    agents = UnicodeSetAttribute(null=True)
 
     @staticmethod
     def claim_of(name: str) -> str:

@@ -99,17 +99,15 @@ def test_an_agent_without_a_collection_runs_without_retrieval(h: Handlers) -> No
 
 
 def test_a_run_whose_collection_was_deleted_meanwhile_fails_naming_only_it(h: Handlers) -> None:
-    from chalicelib.models import Agent
-
     _, key = h.user()
     _, other_key = h.user()
     collection(h, other_key, "papers")  # another user's collection of the same name
     mine = collection(h, key, "papers")
     agent_id = h.agent(key, collection="papers")
     execution_id = h.start(key, agent_id)
-    # The agent lets go of it, the collection goes, and the agent is pointed back (a race the
-    # API cannot see from one request): the queued run finds no collection of that name.
-    Agent.get(agent_id).update(actions=[Agent.config.set({**contract.default_config(), "collection": None})])
+    # While the run waits, the agent lets go of the collection and the collection goes: the run
+    # keeps the settings it started with, and finds no collection of that name.
+    assert h.rest("PATCH", f"/agents/{agent_id}", key, {"config": {"collection": None}}).status_code == 200
     assert h.rest("DELETE", f"/collections/{mine['collection_id']}", key).status_code == 202
     h.runtime.play(*ANSWER)
     h.deliver()

@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+import pytest
+
 from tests.handlers.conftest import Handlers
 
 ANSWER = [{"type": "token", "text": "Hi"}, {"type": "result", "output": {"answer": "Hi", "sources": []}}]
@@ -117,3 +119,84 @@ def test_only_models_turns_a_failed_condition_into_a_domain_error() -> None:
         if path.name != "models.py":
             assert "ConditionalCheckFailed" not in text and "WriteError" not in text, path
             assert not any(name in text for name in ("PutError", "UpdateError", "DeleteError")), path
+
+
+def test_an_agent_written_during_its_collections_delete_wins_or_loses_whole(
+    h: Handlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both orders, each at the worst moment: an agent naming the collection is written after
+    the delete has looked for agents, or the collection is deleted after the agent's write has
+    looked for it. Either the delete is refused `in_use`, naming the agent, or the agent is
+    refused; never an agent naming a deleted collection."""
+    from chalicelib import collections
+
+    _, key = h.user()
+    papers = h.rest("POST", "/collections", key, {"name": "papers"}).json_body
+    looked_for_agents = collections._agents_naming
+    late: list[str] = []
+
+    def agent_arrives_after_the_look(collection: Any, claim: Any) -> Any:
+        found = looked_for_agents(collection, claim)
+        if not late:
+            late.append(h.agent(key, collection="papers"))
+        return found
+
+    monkeypatch.setattr(collections, "_agents_naming", agent_arrives_after_the_look)
+    refused = h.rest("DELETE", f"/collections/{papers['collection_id']}", key)
+    assert (refused.status_code, refused.json_body["error"]["code"]) == (409, "in_use"), refused.json_body
+    assert late[0] in refused.json_body["error"]["message"]
+    assert h.rest("GET", f"/collections/{papers['collection_id']}", key).json_body["status"] == "active"
+    monkeypatch.undo()
+
+    # The other order: the collection goes between the agent's check and its write.
+    notes = h.rest("POST", "/collections", key, {"name": "notes"}).json_body
+    checked = collections.check_agent_collection
+
+    def delete_after_the_check(user_id: str, config: dict[str, Any]) -> None:
+        checked(user_id, config)
+        gone = h.rest("DELETE", f"/collections/{notes['collection_id']}", key)
+        assert gone.status_code == 202, gone.json_body
+
+    monkeypatch.setattr(collections, "check_agent_collection", delete_after_the_check)
+    created = h.rest("POST", "/agents", key, {"name": "late", "config": {"collection": "notes"}})
+    assert (created.status_code, created.json_body["error"]["field"]) == (400, "config.collection"), created.body
+    other = h.agent(key)
+    moved = h.rest("PATCH", f"/agents/{other}", key, {"config": {"collection": "notes"}})
+    assert (moved.status_code, moved.json_body["error"]["field"]) == (400, "config.collection"), moved.body
+    monkeypatch.undo()
+    agents = h.rest("GET", "/agents", key).json_body["agents"]
+    assert {a["name"] for a in agents} == {"helper"} and all(a["config"]["collection"] != "notes" for a in agents)
+    assert len(agents) == 2  # the late agent's slot was given back: only the two helpers exist
+
+
+def test_a_collection_is_free_to_delete_once_its_agents_moved_away_or_were_deleted(h: Handlers) -> None:
+    _, key = h.user()
+    first = h.rest("POST", "/collections", key, {"name": "first"}).json_body
+    second = h.rest("POST", "/collections", key, {"name": "second"}).json_body
+    moving, leaving = h.agent(key, collection="first"), h.agent(key, collection="first")
+    assert h.rest("DELETE", f"/collections/{first['collection_id']}", key).status_code == 409
+    assert h.rest("PATCH", f"/agents/{moving}", key, {"config": {"collection": "second"}}).status_code == 200
+    assert h.rest("DELETE", f"/agents/{leaving}", key).status_code == 204
+    assert h.rest("DELETE", f"/collections/{first['collection_id']}", key).status_code == 202
+    # The moved agent is now what holds the second one.
+    held = h.rest("DELETE", f"/collections/{second['collection_id']}", key)
+    assert (held.status_code, held.json_body["error"]["code"]) == (409, "in_use") and moving in held.json_body[
+        "error"
+    ]["message"]
+    assert h.rest("PATCH", f"/agents/{moving}", key, {"config": {"collection": None}}).status_code == 200
+    assert h.rest("DELETE", f"/collections/{second['collection_id']}", key).status_code == 202
+
+
+def test_agents_written_before_claims_recorded_them_still_hold_their_collection(h: Handlers) -> None:
+    from chalicelib.models import CollectionName
+
+    user_id, key = h.user()
+    kept = h.rest("POST", "/collections", key, {"name": "kept"}).json_body
+    agent_id = h.agent(key, collection="kept")
+    # As a stage's data from before: the claim records no agent.
+    CollectionName.get(user_id, CollectionName.claim_of("kept")).update(actions=[CollectionName.agents.remove()])
+    refused = h.rest("DELETE", f"/collections/{kept['collection_id']}", key)
+    assert (refused.status_code, refused.json_body["error"]["code"]) == (409, "in_use")
+    assert agent_id in refused.json_body["error"]["message"]
+    assert h.rest("DELETE", f"/agents/{agent_id}", key).status_code == 204
+    assert h.rest("DELETE", f"/collections/{kept['collection_id']}", key).status_code == 202
