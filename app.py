@@ -181,6 +181,8 @@ def create_key() -> Response:
 def revoke_key(key_id: str) -> Response:
     keys.revoke(keys.find(key_id, _user()))
     return Response("", status_code=204)
+
+
 @app.route("/collections", methods=["GET"])
 def list_collections() -> dict[str, Any]:
     params = _params()

@@ -30,14 +30,12 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import contract
-from cli import upload
 from local import endpoint
+from local.corpus import upload_corpus
 from local.stack import Stack, free_port
 from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS
 
 DIST = ROOT / "console" / "dist"
-CORPUS = ROOT / "mcp_container" / "corpus"
 TOKENS = 2000
 AGENTS = [
     ("fNIRS assistant", "Answers questions on functional near-infrared spectroscopy from the demo corpus.", 256),
@@ -244,8 +242,7 @@ def main() -> int:
         stack.start_gateway()
         stack.start_poller()
         key = create_key(stack, f"console-bench-{uuid.uuid4().hex[:6]}")
-        upload.ensure_collection(stack.api_url, key, contract.DEMO_COLLECTION, "The fNIRS corpus of Dynavera.")
-        upload.upload_paths(stack.api_url, key, contract.DEMO_COLLECTION, [CORPUS], wait_seconds=300)
+        upload_corpus(stack.api_url, key, wait_seconds=300)
         headers = {"Authorization": f"Bearer {key}"}
         ids = []
         for name, description, max_tokens in AGENTS:

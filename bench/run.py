@@ -35,13 +35,11 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import contract
 from bench.taps import Tap
-from cli import upload
 from local import endpoint
+from local.corpus import upload_corpus
 from local.stack import Stack, free_port
 
-CORPUS = ROOT / "mcp_container" / "corpus"
 QUERY = "Explain in detail how fNIRS measures brain activity, and what limits it."
 CONFIG = {"collection": "fnirs", "top_k": 4, "max_tokens": 200, "temperature": 0}
 RUNS = 5
@@ -339,8 +337,7 @@ def main() -> int:
 
         key, _ = create_api_key("bench", "bench")
         api = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {key}"})
-        collection = upload.ensure_collection(stack.api_url, key, contract.DEMO_COLLECTION)
-        uploads = upload.upload_paths(stack.api_url, key, contract.DEMO_COLLECTION, [CORPUS], wait_seconds=300)
+        collection, uploads = upload_corpus(stack.api_url, key, wait_seconds=300)
         assert not any(u.error for u in uploads), [(u.path.name, u.error) for u in uploads]
         # The in-process baseline searches what the runtime searches: the collection, by its id.
         ask_config = {"collection_id": collection["collection_id"]}

@@ -31,16 +31,15 @@ def create(user_id: str, body: dict[str, Any]) -> Agent:
         updated_at=stamp,
     )
     name = agent.config.get("collection")
-    usage.acquire(user_id, "agents")
-    try:
-        # A new uuid never collides: a refusal here is the collection's delete winning the race.
-        refused = collections.no_collection(name) if name else None
-        with conditional(refused), TransactWrite(connection=aws.dynamodb()) as transaction:
-            transaction.save(agent, condition=Agent.agent_id.does_not_exist())
-            collections.record_agent(transaction, user_id, name, agent.agent_id)
-    except Exception:
-        usage.release(user_id, "agents")
-        raise
+    # A new uuid never collides: a refusal here is the collection's delete winning the race.
+    refused = collections.no_collection(name) if name else None
+    with (
+        usage.held(user_id, "agents"),
+        conditional(refused),
+        TransactWrite(connection=aws.dynamodb()) as transaction,
+    ):
+        transaction.save(agent, condition=Agent.agent_id.does_not_exist())
+        collections.record_agent(transaction, user_id, name, agent.agent_id)
     return agent
 
 
@@ -67,7 +66,7 @@ def update(user_id: str, agent_id: str, body: dict[str, Any]) -> Agent:
         raise Invalid("Send at least one of 'name', 'description', 'config'.")
     before = agent.config.get("collection")
     after = fields["config"].get("collection") if "config" in fields else before
-    if "config" in fields:
+    if after != before:  # one it keeps is checked by record_agent's condition in the write
         collections.check_agent_collection(user_id, fields["config"])
     stamp = now_iso()
     actions = [getattr(Agent, name).set(value) for name, value in fields.items()]
@@ -83,7 +82,7 @@ def update(user_id: str, agent_id: str, body: dict[str, Any]) -> Agent:
                 if before != after:
                     collections.forget_agent(transaction, user_id, before, agent.agent_id)
     except Conflict:
-        if after is not None and collections.find(user_id, after) is None:
+        if after is not None and collections.find_id(user_id, after) is None:
             raise collections.no_collection(after) from None  # its delete won the race
         raise
     for name, value in fields.items():

@@ -39,14 +39,13 @@ def create(user_id: str, body: dict[str, Any]) -> Collection:
     collection = Collection(user_id, new_id(), **fields, status=ACTIVE, created_at=stamp, updated_at=stamp)
     claim = CollectionName(user_id, CollectionName.claim_of(fields["name"]), target_id=collection.collection_id)
     taken = Conflict(f"You already have a collection named {fields['name']!r}.", contract.NAME_TAKEN, "name")
-    usage.acquire(user_id, "collections")
-    try:
-        with conditional(taken), TransactWrite(connection=aws.dynamodb()) as transaction:
-            transaction.save(claim, condition=CollectionName.claim.does_not_exist())
-            transaction.save(collection, condition=Collection.collection_id.does_not_exist())
-    except Exception:
-        usage.release(user_id, "collections")
-        raise
+    with (
+        usage.held(user_id, "collections"),
+        conditional(taken),
+        TransactWrite(connection=aws.dynamodb()) as transaction,
+    ):
+        transaction.save(claim, condition=CollectionName.claim.does_not_exist())
+        transaction.save(collection, condition=Collection.collection_id.does_not_exist())
     return collection
 
 
@@ -64,20 +63,20 @@ def list_page(user_id: str, limit: int, token: str | None) -> tuple[list[Collect
     return query_page(Collection.by_owner, "user_id", user_id, "collection_id", limit, token)
 
 
-def find(user_id: str, name: str) -> Collection | None:
-    """The caller's active collection of this name; never one of another user's."""
+def find_id(user_id: str, name: str) -> str | None:
+    """The id of the caller's active collection of this name; never one of another user's. One
+    read: a name's claim exists exactly while its collection is active (written with it, deleted
+    in the transaction that marks it deleting)."""
     try:
-        claim = CollectionName.get(user_id, CollectionName.claim_of(name), consistent_read=True)
-        collection = Collection.get(user_id, claim.target_id, consistent_read=True)
+        return CollectionName.get(user_id, CollectionName.claim_of(name), consistent_read=True).target_id
     except DoesNotExist:
         return None
-    return collection if collection.status == ACTIVE else None
 
 
 def check_agent_collection(user_id: str, config: dict[str, Any]) -> None:
     """An agent's (or a run's) config may name only one of the caller's own collections."""
     name = config.get("collection")
-    if name is not None and find(user_id, name) is None:
+    if name is not None and find_id(user_id, name) is None:
         raise no_collection(name)
 
 

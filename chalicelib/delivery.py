@@ -247,9 +247,10 @@ class Sender:
     def append(self, event_type: str, content: dict[str, Any]) -> Event:
         """Write the run's next event and hand it to every subscriber's worker."""
         event = append_event(self.execution_id, self.last_seq + 1, event_type, content)
-        if not self.subscribers:
+        if not self.subscribers and not self.log:
             # A start_agent subscription can land just after the claim: look again rather than
-            # leave the first event to the watcher's next tick.
+            # leave the first event to the watcher's next tick. Later ones are the watcher's (a
+            # query per token frame of a run nobody follows would cost ~10 reads a second).
             self.refresh()
         with self._changed:
             self.log.append(event)

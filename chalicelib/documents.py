@@ -97,14 +97,13 @@ def create(user_id: str, collection_id: str, body: dict[str, Any]) -> tuple[Docu
     )
     # Only while the collection is not being deleted: its removal must find every document.
     # (Its document_count counts indexed documents; the indexer keeps it.)
-    usage.acquire(user_id, "documents")
-    try:
-        with conditional(_deleting(collection)), TransactWrite(connection=aws.dynamodb()) as transaction:
-            transaction.condition_check(Collection, user_id, collection.collection_id, condition=_active())
-            transaction.save(document, condition=Document.document_id.does_not_exist())
-    except Exception:
-        usage.release(user_id, "documents")
-        raise
+    with (
+        usage.held(user_id, "documents"),
+        conditional(_deleting(collection)),
+        TransactWrite(connection=aws.dynamodb()) as transaction,
+    ):
+        transaction.condition_check(Collection, user_id, collection.collection_id, condition=_active())
+        transaction.save(document, condition=Document.document_id.does_not_exist())
     count("DocumentsCreated")
     return document, presign(document), True
 

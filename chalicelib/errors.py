@@ -31,6 +31,11 @@ class DynaveraError(ChaliceUnhandledError):
     def status(self) -> int:
         return contract.HTTP_STATUS[type(self).code]
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers its HTTP answer carries besides the body."""
+        return {}
+
 
 class Invalid(DynaveraError):
     code = contract.VALIDATION_ERROR
@@ -76,6 +81,10 @@ class LimitReached(DynaveraError):
         super().__init__(message, code)
         self.retry_after = retry_after
 
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     error = {"code": code, "message": message}
@@ -85,8 +94,7 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def error_response(err: DynaveraError) -> Response:
-    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, LimitReached) else {}
-    return Response(body=error_body(err.code, err.message, err.field), status_code=err.status, headers=headers)
+    return Response(body=error_body(err.code, err.message, err.field), status_code=err.status, headers=err.headers)
 
 
 def error_frame(err: DynaveraError, request_id: str | None = None) -> dict[str, Any]:

@@ -188,8 +188,8 @@ class Run:
         never sees names); None, and the run failed, when that collection is gone."""
         config = self.execution.config
         name = config.get("collection")
-        collection = collections.find(self.execution.user_id, name) if name is not None else None
-        if name is not None and collection is None:
+        collection_id = collections.find_id(self.execution.user_id, name) if name is not None else None
+        if name is not None and collection_id is None:
             self.fail(
                 f"The agent's collection {name!r} no longer exists (it was deleted); "
                 "point the agent at another of your collections, or at none."
@@ -200,7 +200,7 @@ class Run:
             "agent_id": self.execution.agent_id,
             "query": self.execution.input_data["query"],
             "input_data": self.execution.input_data,
-            "config": {**config, "collection_id": collection.collection_id if collection else None},
+            "config": {**config, "collection_id": collection_id},
         }
 
     def _consume(self, events: Iterator[dict[str, Any]]) -> None:

@@ -387,9 +387,13 @@ def _body(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
+def _id_in_path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": UUID}
+
+
 def _paths() -> dict[str, Any]:
-    agent_id = {"name": "agent_id", "in": "path", "required": True, "schema": UUID}
-    execution_id = {"name": "execution_id", "in": "path", "required": True, "schema": UUID}
+    agent_id = _id_in_path("agent_id")
+    execution_id = _id_in_path("execution_id")
     token = {"type": ["string", "null"]}
     idempotency = {
         "name": "Idempotency-Key",
@@ -463,7 +467,7 @@ def _paths() -> dict[str, Any]:
             "post": _operation("Create an API key", 201, _ref("CreatedKey"), (400,), requestBody=_body("NewKey")),
         },
         "/keys/{key_id}": {
-            "parameters": [{"name": "key_id", "in": "path", "required": True, "schema": UUID}],
+            "parameters": [_id_in_path("key_id")],
             "delete": _operation("Revoke an API key", 204, None, (400, 404)),
         },
         "/limits": {"get": _operation("Each per-user limit and the caller's use of it", 200, _ref("Limits"))},
@@ -472,8 +476,8 @@ def _paths() -> dict[str, Any]:
 
 
 def _collection_paths(token: dict[str, Any]) -> dict[str, Any]:
-    collection_id = {"name": "collection_id", "in": "path", "required": True, "schema": UUID}
-    document_id = {"name": "document_id", "in": "path", "required": True, "schema": UUID}
+    collection_id = _id_in_path("collection_id")
+    document_id = _id_in_path("document_id")
     return {
         "/collections": {
             "get": _operation(

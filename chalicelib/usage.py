@@ -9,6 +9,8 @@ without its $disconnect stops counting by itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
@@ -30,6 +32,8 @@ def configure(stage_limits: limits.Limits) -> None:
 
 def current_limits() -> limits.Limits:
     return _limits
+
+
 _WHAT = {
     "runs_in_flight": "runs pending or running at once",
     "connections": "WebSocket connections open at once",
@@ -61,6 +65,18 @@ def acquire(user_id: str, name: str, amount: int = 1) -> None:
         Usage(user_id).update(
             actions=[attribute.add(amount)], condition=attribute.does_not_exist() | (attribute <= ceiling)
         )
+
+
+@contextmanager
+def held(user_id: str, name: str) -> Iterator[None]:
+    """One of a counted limit taken around the write that makes the thing it counts, and given
+    back when that write fails."""
+    acquire(user_id, name)
+    try:
+        yield
+    except Exception:
+        release(user_id, name)
+        raise
 
 
 def release(user_id: str, name: str, amount: int = 1) -> None:

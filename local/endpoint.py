@@ -158,6 +158,7 @@ def provision(stage: str, endpoint_url: str, visibility_timeout: int | None = No
         )
     done = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
     existing = {s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] in done}
+    dynamodb = client("dynamodb", endpoint_url)
     if stack_name not in existing:
         cfn.create_stack(
             StackName=stack_name, TemplateBody=DATA_TEMPLATE.read_text(), Parameters=parameters
@@ -165,13 +166,13 @@ def provision(stage: str, endpoint_url: str, visibility_timeout: int | None = No
         cfn.get_waiter("stack_create_complete").wait(
             StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
         )
-    elif _tables_missing(stage, client("dynamodb", endpoint_url)):
+    elif _tables_missing(stage, dynamodb):
         cfn.update_stack(StackName=stack_name, TemplateBody=DATA_TEMPLATE.read_text(), Parameters=parameters)
         cfn.get_waiter("stack_update_complete").wait(
             StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
         )
-    _apply_indexes(stage, client("dynamodb", endpoint_url))
-    _apply_ttl(stage, client("dynamodb", endpoint_url))
+    _apply_indexes(stage, dynamodb)
+    _apply_ttl(stage, dynamodb)
     stack = cfn.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     if "DocumentsBucketName" in outputs and "IngestQueueName" in outputs:
@@ -230,12 +231,10 @@ def _apply_indexes(stage: str, dynamodb: Any) -> None:
 
 
 def _apply_ttl(stage: str, dynamodb: Any) -> None:
-    for resource in load_template()["Resources"].values():
-        props = resource.get("Properties", {})
+    for table, props in _tables(stage).items():
         ttl = props.get("TimeToLiveSpecification")
-        if resource["Type"] != "AWS::DynamoDB::Table" or not ttl:
+        if not ttl:
             continue
-        table = props["TableName"].replace("${Stage}", stage)
         current = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
         if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
             dynamodb.update_time_to_live(

@@ -154,8 +154,23 @@ def restore(path: Path) -> None:
                 dict.__setitem__(backends[account], region, backend)
 
 
+# Operations (the X-Amz-Target's last part) that change nothing worth keeping. A receive moves a
+# message in flight, which a restart may forget: SQS redelivers it, as it would anyway.
+READ_OPERATIONS = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "Receive")
+
+
+def changes_state(environ: dict[str, Any]) -> bool:
+    """Whether a request may change the endpoint's data: not a GET or HEAD (S3 reads), nor a
+    JSON-protocol read (DynamoDB, SQS), so the poller's receive every second saves nothing."""
+    if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        return False
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    return not (target and target.rsplit(".", 1)[-1].startswith(READ_OPERATIONS))
+
+
 class Snapshots:
-    """Counts the requests served and saves the backends when some came since the last save."""
+    """Counts the requests that may change the data and saves the backends when some came since
+    the last save."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -165,7 +180,8 @@ class Snapshots:
 
     def count(self, app: Callable[..., Any]) -> Callable[..., Any]:
         def counted(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            self.requests += 1  # GIL-atomic enough: a lost increment only delays a save
+            if changes_state(environ):
+                self.requests += 1  # GIL-atomic enough: a lost increment only delays a save
             return app(environ, start_response)
 
         return counted

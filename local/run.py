@@ -11,14 +11,14 @@ import time
 
 from cli.api import Api
 from cli.progress import ProgressLines
-from cli.upload import UploadError, ensure_collection, upload_paths
+from cli.upload import UploadError
+from contract import DEMO_COLLECTION
+from local.corpus import upload_corpus
 from local.stack import ROOT, Stack
 from local.state import LocalState
 
 DEMO_USER = "demo"
 DEMO_AGENT = "fNIRS assistant"
-DEMO_COLLECTION = "fnirs"
-CORPUS = ROOT / "mcp_container" / "corpus"
 STATE = LocalState()
 KEY_FILE = STATE.demo_key
 SECRET_FILE = ROOT / "build" / "runtime_secret"
@@ -75,8 +75,7 @@ def demo_corpus(api_url: str, key: str) -> None:
     collection holds already (every start after the first) are not sent again."""
     print(f"Uploading the demo corpus into collection '{DEMO_COLLECTION}' …", flush=True)
     try:
-        ensure_collection(api_url, key, DEMO_COLLECTION, "The fNIRS corpus shipped with Dynavera.")
-        uploads = upload_paths(api_url, key, DEMO_COLLECTION, [CORPUS], progress=ProgressLines(sys.stdout))
+        _, uploads = upload_corpus(api_url, key, progress=ProgressLines(sys.stdout))
     except UploadError as err:  # the stack still serves everything else
         print(f"The demo corpus was not uploaded: {err}", file=sys.stderr, flush=True)
         return

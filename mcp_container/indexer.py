@@ -522,13 +522,16 @@ class Indexer:
         self.aws.s3.delete_object(Bucket=self.aws.bucket, Key=contract.chunks_key(collection_id, document_id))
 
     def delete_collection(self, collection_id: str, user_id: str | None) -> None:
-        """Every document's chunks, files and rows, the collection's index, then its row."""
+        """Every document's files and rows, the collection's index (dropped whole, not document by
+        document), then its row."""
         for row in list(self._rows(collection_id)):
-            self._remove_index(collection_id, row["document_id"])
-            self.aws.s3.delete_object(
-                Bucket=self.aws.bucket, Key=contract.upload_key(row["user_id"], collection_id, row["document_id"])
+            document_id = row["document_id"]
+            files = (
+                contract.chunks_key(collection_id, document_id),
+                contract.upload_key(row["user_id"], collection_id, document_id),
             )
-            self.aws.documents.delete_item(Key={"collection_id": collection_id, "document_id": row["document_id"]})
+            self.aws.s3.delete_objects(Bucket=self.aws.bucket, Delete={"Objects": [{"Key": key} for key in files]})
+            self.aws.documents.delete_item(Key={"collection_id": collection_id, "document_id": document_id})
         self.store.drop_collection(collection_id)
         if user_id is not None:
             self.aws.collections.delete_item(Key={"user_id": user_id, "collection_id": collection_id})

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 # even when the server's address drops packets.
 SERVER_TIMEOUT_SECONDS = 10.0
 CONNECT_TIMEOUT_SECONDS = 2.0
-# Ids per `get` or `delete`: Chroma's request size stays bounded for a 20,000-chunk document.
+# Ids per `get`, `delete` or `upsert`: Chroma's request size stays bounded for a 20,000-chunk document.
 ID_PAGE = 1000
 
 
@@ -122,16 +122,21 @@ class Store:
         chunks: Sequence[tuple[int, str]],
         vectors: Sequence[Sequence[float]],
     ) -> None:
-        """Write chunks `(index, text)` of a document with their vectors; again, the same ids change nothing."""
+        """Write chunks `(index, text)` of a document with their vectors; again, the same ids change
+        nothing. In pages of ID_PAGE: Chroma refuses a batch over its maximum (5,461 here), and a
+        reused or rebuilt document may hold up to contract.MAX_DOCUMENT_CHUNKS."""
         if not chunks:
             return
         with self._reaching():
-            self._created(collection_id).upsert(
-                ids=[chunk_id(document_id, i) for i, _ in chunks],
-                documents=[text for _, text in chunks],
-                embeddings=[list(v) for v in vectors],
-                metadatas=[{"document_id": document_id, "source": source, "chunk_index": i} for i, _ in chunks],
-            )
+            collection = self._created(collection_id)
+            for start in range(0, len(chunks), ID_PAGE):
+                page = chunks[start : start + ID_PAGE]
+                collection.upsert(
+                    ids=[chunk_id(document_id, i) for i, _ in page],
+                    documents=[text for _, text in page],
+                    embeddings=[list(v) for v in vectors[start : start + ID_PAGE]],
+                    metadatas=[{"document_id": document_id, "source": source, "chunk_index": i} for i, _ in page],
+                )
 
     def stored(self, collection_id: str, document_id: str, indexes: Sequence[int]) -> dict[int, StoredChunk]:
         """Those of the document's chunks the index already holds (a redelivery embeds them no more)."""

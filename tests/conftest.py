@@ -16,9 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-import contract
-from cli import upload
 from local import endpoint
+from local.corpus import upload_corpus
 from local.stack import Stack, free_port
 
 pytest_plugins = ["tests.fixtures.chroma", "tests.fixtures.runtime"]
@@ -144,9 +143,7 @@ def live_stack(aws_endpoint: str, runtime: Any) -> Iterator[Stack]:
 def own_corpus(stack: Stack, key: str) -> None:
     """The user's `fnirs` collection holding the shipped corpus, uploaded as `make run` does it
     (on a stack with an indexer, such as live_stack)."""
-    upload.ensure_collection(stack.api_url, key, contract.DEMO_COLLECTION)
-    corpus = ROOT / "mcp_container" / "corpus"
-    files = upload.upload_paths(stack.api_url, key, contract.DEMO_COLLECTION, [corpus], wait_seconds=300)
+    _, files = upload_corpus(stack.api_url, key, wait_seconds=300)
     assert all(f.status in ("indexed", "unchanged") for f in files), [(f.path.name, f.status) for f in files]
 
 

@@ -106,6 +106,29 @@ def test_a_killed_endpoint_loses_at_most_the_last_seconds(server: endpoint.MotoS
     assert_everything_kept(server.url, "crash", written)
 
 
+def test_reads_are_not_saved_again_but_a_write_is(server: endpoint.MotoServer, state: LocalState) -> None:
+    """The poller reads the queue every second: an idle stack must not re-save its whole state."""
+    write_everything(server.url, "idle")
+    deadline = time.monotonic() + 10 * SNAPSHOT_EVERY
+    while not state.aws_snapshot.exists() or b"still here" not in state.aws_snapshot.read_bytes():
+        assert time.monotonic() < deadline, "no snapshot with the last write within its interval"
+        time.sleep(0.2)
+    time.sleep(2 * SNAPSHOT_EVERY)  # let a save already under way finish
+    saved = state.aws_snapshot.stat().st_mtime_ns
+    sqs, dynamodb = endpoint.client("sqs", server.url), endpoint.client("dynamodb", server.url)
+    reads_until = time.monotonic() + 3 * SNAPSHOT_EVERY
+    while time.monotonic() < reads_until:
+        sqs.receive_message(QueueUrl=sqs.get_queue_url(QueueName="dynavera-idle-work")["QueueUrl"], WaitTimeSeconds=0)
+        dynamodb.list_tables()
+        dynamodb.scan(TableName="dynavera-idle-agents")
+    assert state.aws_snapshot.stat().st_mtime_ns == saved
+    dynamodb.put_item(TableName="dynavera-idle-agents", Item={"agent_id": {"S": "later"}})
+    deadline = time.monotonic() + 10 * SNAPSHOT_EVERY
+    while state.aws_snapshot.stat().st_mtime_ns == saved:
+        assert time.monotonic() < deadline, "the write was never saved"
+        time.sleep(0.2)
+
+
 def test_reset_refuses_while_the_endpoint_runs_then_starts_clean(
     server: endpoint.MotoServer, state: LocalState
 ) -> None:

@@ -64,6 +64,19 @@ def test_upsert_twice_changes_nothing(open_store: Callable[[], Store], collectio
     assert sorted(held) == [0, 1] and held[1].text == "beta" and held[1].vector == pytest.approx(axis(1))
 
 
+def test_a_document_over_chromas_batch_limit_is_written_whole(
+    open_store: Callable[[], Store], collection_id: str
+) -> None:
+    """A reused or rebuilt document arrives in one call; Chroma refuses batches over 5,461."""
+    store = open_store()
+    count = 6000
+    chunks = [(i, f"chunk {i}") for i in range(count)]
+    store.upsert(collection_id, "doc-big", "big.txt", chunks, [axis(i % DIMENSIONS) for i in range(count)])
+    assert store.count(collection_id, "doc-big") == count
+    held = store.stored(collection_id, "doc-big", [0, count - 1])
+    assert (held[0].text, held[count - 1].text) == ("chunk 0", f"chunk {count - 1}")
+
+
 def test_delete_by_document_removes_it_from_queries(open_store: Callable[[], Store], collection_id: str) -> None:
     writer, reader = open_store(), open_store()
     writer.upsert(collection_id, "doc-a", "a.md", [(0, "alpha")], [axis(0)])
